@@ -1,0 +1,122 @@
+// Emits an ONNX model (opset 13) from the graph description. The ONNX input is NHWC like the
+// engine contract; a leading Transpose gives the NCHW layout ONNX convolutions use.
+import onnxProto from 'onnx-proto';
+import type { onnx as OnnxTypes } from 'onnx-proto';
+import { samePadding, type Graph, type Node, type Weights } from '../../model/graph.js';
+
+const { onnx } = onnxProto;
+const OPSET = 13;
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const BATCH = 'batch';
+
+type Attr = OnnxTypes.IAttributeProto;
+const ints = (name: string, values: number[]): Attr => ({ name, ints: values, type: onnx.AttributeProto.AttributeType.INTS });
+const int = (name: string, value: number): Attr => ({ name, i: value, type: onnx.AttributeProto.AttributeType.INT });
+
+function floatTensor(name: string, dims: readonly number[], values: Float32Array): OnnxTypes.ITensorProto {
+  return {
+    name,
+    dims: [...dims],
+    dataType: FLOAT,
+    rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
+}
+
+function valueInfo(name: string, dims: (number | string)[]): OnnxTypes.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+/** ONNX nodes and initializers for one graph node; its final ONNX output is named after it. */
+function emitNode(node: Node, weights: Weights, shapeOf: (name: string) => readonly number[]) {
+  const nodes: OnnxTypes.INodeProto[] = [];
+  const initializers: OnnxTypes.ITensorProto[] = [];
+  const param = (spec: { name: string; shape: readonly number[] }) => {
+    const values = weights.get(spec.name);
+    if (!values) throw new Error(`no weights for ${spec.name}`);
+    initializers.push(floatTensor(spec.name, spec.shape, values));
+    return spec.name;
+  };
+  switch (node.kind) {
+    case 'input':
+      break;
+    case 'conv2d': {
+      const [, height, width] = shapeOf(node.inputs[0]!) as [number, number, number];
+      const [top, bottom] = samePadding(height, node.kernel, node.stride, node.dilation);
+      const [left, right] = samePadding(width, node.kernel, node.stride, node.dilation);
+      const convOut = node.activation === 'none' ? node.name : `${node.name}/conv`;
+      nodes.push({
+        name: `${node.name}/conv`,
+        opType: 'Conv',
+        input: [node.inputs[0]!, param(node.weight), param(node.bias)],
+        output: [convOut],
+        attribute: [
+          ints('kernel_shape', [node.kernel, node.kernel]),
+          ints('strides', [node.stride, node.stride]),
+          ints('dilations', [node.dilation, node.dilation]),
+          ints('pads', node.padding === 'same' ? [top, left, bottom, right] : [0, 0, 0, 0]),
+          int('group', node.groups),
+        ],
+      });
+      if (node.activation === 'relu') nodes.push({ name: `${node.name}/relu`, opType: 'Relu', input: [convOut], output: [node.name] });
+      if (node.activation === 'relu6') {
+        initializers.push(floatTensor(`${node.name}/min`, [], Float32Array.of(0)), floatTensor(`${node.name}/max`, [], Float32Array.of(6)));
+        nodes.push({ name: `${node.name}/relu6`, opType: 'Clip', input: [convOut, `${node.name}/min`, `${node.name}/max`], output: [node.name] });
+      }
+      break;
+    }
+    case 'add':
+      nodes.push({ name: node.name, opType: 'Add', input: [...node.inputs], output: [node.name] });
+      break;
+    case 'globalAvgPool':
+      nodes.push({ name: node.name, opType: 'GlobalAveragePool', input: [...node.inputs], output: [node.name] });
+      break;
+    case 'softmax':
+      nodes.push(
+        { name: `${node.name}/flatten`, opType: 'Flatten', input: [...node.inputs], output: [`${node.name}/flat`], attribute: [int('axis', 1)] },
+        { name: node.name, opType: 'Softmax', input: [`${node.name}/flat`], output: [node.name], attribute: [int('axis', 1)] },
+      );
+      break;
+  }
+  return { nodes, initializers };
+}
+
+export function emitOnnx(graph: Graph, weights: Weights): Uint8Array {
+  const shapes = new Map(graph.nodes.map((n) => [n.name, n.shape]));
+  const shapeOf = (name: string) => shapes.get(name)!;
+  const nodes: OnnxTypes.INodeProto[] = [];
+  const initializers: OnnxTypes.ITensorProto[] = [];
+  const inputs = graph.inputs.map((name) => {
+    const [c, h, w] = shapeOf(name) as [number, number, number];
+    nodes.push({ name: `${name}/nchw`, opType: 'Transpose', input: [`${name}/nhwc`], output: [name], attribute: [ints('perm', [0, 3, 1, 2])] });
+    return valueInfo(`${name}/nhwc`, [BATCH, h, w, c]);
+  });
+  for (const node of graph.nodes) {
+    const emitted = emitNode(node, weights, shapeOf);
+    nodes.push(...emitted.nodes);
+    initializers.push(...emitted.initializers);
+  }
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'mobilenet-serving',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: graph.name,
+      node: nodes,
+      initializer: initializers,
+      input: inputs,
+      output: graph.outputs.map((name) => valueInfo(name, [BATCH, ...shapeOf(name)])),
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** The ONNX input name for a graph input. */
+export const onnxInputName = (graphInput: string): string => `${graphInput}/nhwc`;
