@@ -1,0 +1,97 @@
+// The service as a Fastify plugin: tests build it with `inject`, server.ts only listens.
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { CATALOG, describeModel, type ModelInfo } from './catalog/catalog.js';
+import type { Config } from './config.js';
+import { ApiError, errorBody, type ErrorCode } from './http/errors.js';
+import { classifyRoute } from './http/routes/classify.js';
+import { systemRoutes } from './http/routes/system.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { WorkerPool } from './pool/pool.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+    pool: WorkerPool;
+    models: Map<string, ModelInfo>;
+    metrics: Metrics;
+    /** Settles when every worker has loaded and warmed up its models. */
+    modelsLoaded: Promise<void>;
+  }
+}
+
+/** Fastify's own errors, translated to our codes. */
+function codeOfFastifyError(error: FastifyError): ErrorCode {
+  if (error.validation) return 'invalid_request';
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_REQ_FILE_TOO_LARGE':
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FILES_LIMIT':
+    case 'FST_FIELDS_LIMIT':
+      return 'body_too_large';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'unsupported_media_type';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'empty_body';
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+    case 'FST_PROTO_VIOLATION':
+      return 'invalid_multipart';
+    default:
+      return error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? 'invalid_request' : 'internal_error';
+  }
+}
+
+export async function servicePlugin(app: FastifyInstance, config: Config): Promise<void> {
+  const metrics = createMetrics();
+  const pool = new WorkerPool({
+    size: config.poolSize,
+    maxQueue: config.maxQueue,
+    worker: { modelDir: config.modelDir, models: config.models, engine: config.engine, threads: config.engineThreads },
+  });
+  pool.on('restart', () => metrics.workerRestarts.inc());
+  pool.on('workerError', (err: Error) => app.log.error({ err }, 'worker error'));
+  const models = new Map(CATALOG.filter((e) => config.models.includes(e.name)).map((e) => [e.name, describeModel(e, config.modelDir)]));
+
+  app.decorate('config', config);
+  app.decorate('metrics', metrics);
+  app.decorate('models', models);
+  app.decorate('pool', pool);
+  app.decorate('modelsLoaded', pool.start());
+  app.addHook('onClose', () => pool.close());
+
+  await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: 2, fields: 4, parts: 6 } });
+  // Any non-multipart body is taken as raw image bytes; the format is sniffed from the bytes.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes }, (_req, body, done) => done(null, body));
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
+    const apiError = error instanceof ApiError ? error : undefined;
+    const code = apiError?.code ?? codeOfFastifyError(error as FastifyError);
+    const status = apiError?.statusCode ?? (code === 'internal_error' ? 500 : (error as FastifyError).statusCode ?? 400);
+    if (status >= 500 && code === 'internal_error') request.log.error({ err: error }, 'unhandled error');
+    metrics.errors.inc({ code });
+    const message = code === 'internal_error' ? 'internal error; see the service log' : error.message;
+    return reply.code(status).headers(apiError?.headers ?? {}).send(errorBody(code, message));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    metrics.errors.inc({ code: 'not_found' });
+    return reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url}`));
+  });
+
+  await app.register(systemRoutes);
+  await app.register(classifyRoute);
+}
+
+export async function buildApp(config: Config, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ bodyLimit: config.bodyLimitBytes, ...options });
+  await servicePlugin(app, config);
+  return app;
+}

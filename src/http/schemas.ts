@@ -1,0 +1,42 @@
+// JSON schemas for Fastify's validation and serialization; openapi.yaml documents the same
+// shapes, and test/openapi.test.ts checks the two agree.
+import { ERROR_CODES } from './errors.js';
+
+export const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string', enum: Object.keys(ERROR_CODES) }, message: { type: 'string' } },
+    },
+  },
+} as const;
+
+export const modelSummarySchema = {
+  type: 'object',
+  required: ['name', 'task', 'alpha', 'resolution'],
+  properties: {
+    name: { type: 'string' },
+    task: { type: 'string' },
+    alpha: { type: 'number' },
+    resolution: { type: 'integer' },
+  },
+} as const;
+
+export const timingsSchema = {
+  type: 'object',
+  required: ['decodeMs', 'queueMs', 'inferenceMs', 'totalMs'],
+  properties: {
+    decodeMs: { type: 'number' },
+    queueMs: { type: 'number' },
+    inferenceMs: { type: 'number' },
+    totalMs: { type: 'number' },
+  },
+} as const;
+
+/** Error responses every image route can give, by status code. */
+export const imageRouteErrors = Object.fromEntries(
+  [400, 413, 415, 422, 503].map((status) => [status, errorSchema]),
+) as Record<400 | 413 | 415 | 422 | 503, typeof errorSchema>;

@@ -1,0 +1,11 @@
+export interface ScoredClass {
+  index: number;
+  score: number;
+}
+
+/** The k most probable classes, most probable first; ties keep the lower index first. */
+export function topK(probabilities: Float32Array, k: number): ScoredClass[] {
+  const indices = Array.from(probabilities.keys());
+  indices.sort((a, b) => probabilities[b]! - probabilities[a]! || a - b);
+  return indices.slice(0, k).map((index) => ({ index, score: probabilities[index]! }));
+}
