@@ -7,7 +7,9 @@ export interface LayerCost {
   name: string;
   kind: Node['kind'];
   shape: readonly number[];
+  /** Weights plus biases; `biases` says how many of them are biases (folded batch norm). */
   params: number;
+  biases: number;
   multiplyAdds: number;
   /** Bytes of this layer's output at the chosen element size. */
   outputBytes: number;
@@ -16,6 +18,7 @@ export interface LayerCost {
 export interface GraphCost {
   layers: LayerCost[];
   params: number;
+  biases: number;
   multiplyAdds: number;
   /** Largest sum of simultaneously live tensors when nodes run one at a time in graph order. */
   peakActivationBytes: number;
@@ -27,8 +30,12 @@ function multiplyAddsOf(node: Node): number {
   return elementCount(node.shape) * inPerGroup * kh * kw;
 }
 
+function biasesOf(node: Node): number {
+  return node.kind === 'conv2d' ? elementCount(node.bias.shape) : 0;
+}
+
 function paramsOfNode(node: Node): number {
-  return node.kind === 'conv2d' ? elementCount(node.weight.shape) + elementCount(node.bias.shape) : 0;
+  return node.kind === 'conv2d' ? elementCount(node.weight.shape) + biasesOf(node) : 0;
 }
 
 export function costOf(graph: Graph, bytesPerElement = 4): GraphCost {
@@ -37,12 +44,14 @@ export function costOf(graph: Graph, bytesPerElement = 4): GraphCost {
     kind: node.kind,
     shape: node.shape,
     params: paramsOfNode(node),
+    biases: biasesOf(node),
     multiplyAdds: multiplyAddsOf(node),
     outputBytes: elementCount(node.shape) * bytesPerElement,
   }));
   return {
     layers,
     params: layers.reduce((sum, l) => sum + l.params, 0),
+    biases: layers.reduce((sum, l) => sum + l.biases, 0),
     multiplyAdds: layers.reduce((sum, l) => sum + l.multiplyAdds, 0),
     peakActivationBytes: peakLiveBytes(graph, layers),
   };
