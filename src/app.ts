@@ -91,7 +91,12 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
 }
 
 export async function buildApp(config: Config, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: config.bodyLimitBytes, ...options });
+  const app = Fastify({
+    bodyLimit: config.bodyLimitBytes,
+    // A misspelt parameter is refused rather than silently ignored.
+    ajv: { customOptions: { removeAdditional: false } },
+    ...options,
+  });
   await servicePlugin(app, config);
   return app;
 }

@@ -55,7 +55,8 @@ export async function decodeImage(bytes: Uint8Array, resolution: number, limits:
   const options = { limitInputPixels: limits.maxPixels, failOn: 'warning' } as const;
   let metadata: Metadata;
   try {
-    metadata = await sharp(bytes, options).metadata();
+    // Header only: the pixel limit is checked below, with a message that names the size.
+    metadata = await sharp(bytes, { ...options, limitInputPixels: false }).metadata();
   } catch (err) {
     throw new ApiError('invalid_image', `the ${format} image cannot be read: ${firstLine(err)}`);
   }
