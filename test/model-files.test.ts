@@ -301,7 +301,8 @@ describe('the project manifest', () => {
     for (const licence of ['LICENSE.coral-test_data', 'LICENSE.tflite-support']) expect(byPath.has(licence)).toBe(true);
 
     for (const f of manifest.files) {
-      expect(await digestFile(join(sharedModels, f.path)), f.path).toEqual({ sha256: f.sha256, size: f.size });
+      const mirrored = f.mirrorPath === undefined ? join(sharedModels, f.path) : resolve(sharedModels, f.mirrorPath);
+      expect(await digestFile(mirrored), f.path).toEqual({ sha256: f.sha256, size: f.size });
     }
 
     const dest = await tempDir();
