@@ -3,7 +3,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { CATALOG, describeModel, type ModelInfo } from './catalog/catalog.js';
 import type { Config } from './config.js';
-import { ApiError, errorBody, type ErrorCode } from './http/errors.js';
+import { ApiError, ERROR_CODES, errorBody, type ErrorCode } from './http/errors.js';
 import { classifyRoute } from './http/routes/classify.js';
 import { systemRoutes } from './http/routes/system.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
@@ -75,7 +75,8 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     const apiError = error instanceof ApiError ? error : undefined;
     const code = apiError?.code ?? codeOfFastifyError(error as FastifyError);
-    const status = apiError?.statusCode ?? (code === 'internal_error' ? 500 : (error as FastifyError).statusCode ?? 400);
+    // One code, one status: the status always comes from the code's definition.
+    const status = ERROR_CODES[code];
     if (status >= 500 && code === 'internal_error') request.log.error({ err: error }, 'unhandled error');
     metrics.errors.inc({ code });
     const message = code === 'internal_error' ? 'internal error; see the service log' : error.message;

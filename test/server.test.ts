@@ -30,7 +30,7 @@ describe('server entry', () => {
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ready).toBe(true);
-    const response = await fetch(`${base}/v1/classify`, { method: 'POST', body: photo('hot_dog.jpg') });
+    const response = await fetch(`${base}/v1/classify`, { method: 'POST', body: new Uint8Array(photo('hot_dog.jpg')) });
     expect(response.status).toBe(200);
     expect((await response.json()).predictions[0].label).toBe('hotdog, hot dog, red hot');
 

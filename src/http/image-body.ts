@@ -11,12 +11,19 @@ export async function readImageBody(request: FastifyRequest): Promise<Buffer> {
     return request.body;
   }
   let image: Buffer | undefined;
-  for await (const part of request.parts()) {
-    if (part.type !== 'file' || part.fieldname !== IMAGE_FIELD) {
-      throw new ApiError('invalid_multipart', `unexpected form field '${part.fieldname}'; send only the file field '${IMAGE_FIELD}'`);
+  try {
+    for await (const part of request.parts()) {
+      if (part.fieldname !== IMAGE_FIELD) {
+        throw new ApiError('invalid_multipart', `unexpected form field '${part.fieldname}'; send only the file field '${IMAGE_FIELD}'`);
+      }
+      if (part.type !== 'file') throw new ApiError('invalid_multipart', `'${IMAGE_FIELD}' must be a file, not a text field`);
+      if (image) throw new ApiError('invalid_multipart', `send exactly one '${IMAGE_FIELD}' file`);
+      image = await part.toBuffer();
     }
-    if (image) throw new ApiError('invalid_multipart', `send exactly one '${IMAGE_FIELD}' file`);
-    image = await part.toBuffer();
+  } catch (err) {
+    // Size limits keep their own codes (413); anything else the parser throws is a broken form.
+    if (err instanceof ApiError || (err as { statusCode?: number }).statusCode === 413) throw err;
+    throw new ApiError('invalid_multipart', `the multipart body cannot be parsed: ${(err as Error).message}`);
   }
   if (!image) throw new ApiError('invalid_multipart', `the form has no '${IMAGE_FIELD}' file field`);
   return image;
