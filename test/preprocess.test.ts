@@ -1,0 +1,80 @@
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { decodeImage, sniffFormat } from '../src/preprocess/decode.js';
+import { ApiError } from '../src/http/errors.js';
+import { photo } from './helpers.js';
+
+const LIMITS = { maxPixels: 50_000_000, minSide: 1 };
+let reference: Uint8Array;
+
+/** Mean absolute difference of two pixel buffers, in grey levels (another photo gives 40+). */
+const meanDifference = (a: Uint8Array, b: Uint8Array) => a.reduce((sum, v, i) => sum + Math.abs(v - b[i]!), 0) / a.length;
+
+beforeAll(async () => {
+  reference = (await decodeImage(photo('cat.png'), 224, LIMITS)).pixels;
+});
+
+describe('decodeImage', () => {
+  const source = () => sharp(photo('cat.png'));
+  const variants: [string, () => Promise<Buffer>, string, number][] = [
+    ['JPEG', () => source().jpeg({ quality: 95 }).toBuffer(), 'jpeg', 4],
+    ['WebP', () => source().webp({ quality: 95 }).toBuffer(), 'webp', 4],
+    ['GIF', () => source().gif().toBuffer(), 'gif', 12],
+    ['TIFF', () => source().tiff().toBuffer(), 'tiff', 2],
+    ['AVIF', () => source().avif({ quality: 90 }).toBuffer(), 'avif', 6],
+    ['CMYK JPEG', () => source().toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer(), 'jpeg', 12],
+    ['16-bit PNG', () => source().toColourspace('rgb16').png().toBuffer(), 'png', 1],
+    ['PNG with alpha', () => source().ensureAlpha(0.5).png().toBuffer(), 'png', 2],
+  ];
+
+  it.each(variants)('reads %s into the same RGB pixels', async (_name, make, format, tolerance) => {
+    const image = await decodeImage(await make(), 224, LIMITS);
+    expect(image).toMatchObject({ format, width: 512, height: 341 });
+    expect(image.pixels.length).toBe(224 * 224 * 3);
+    expect(meanDifference(image.pixels, reference)).toBeLessThan(tolerance);
+  });
+
+  it('turns greyscale into three equal channels', async () => {
+    const grey = await decodeImage(photo('camera.png'), 224, LIMITS);
+    expect(grey.pixels.length).toBe(224 * 224 * 3);
+    for (let i = 0; i < grey.pixels.length; i += 3 * 997) {
+      expect(grey.pixels[i]).toBe(grey.pixels[i + 1]);
+      expect(grey.pixels[i]).toBe(grey.pixels[i + 2]);
+    }
+  });
+
+  it('applies EXIF orientation before resizing', async () => {
+    // Store the photo turned on its side with an EXIF tag that says to turn it back.
+    const sideways = await source().rotate(-90).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toBuffer();
+    const image = await decodeImage(sideways, 224, LIMITS);
+    expect([image.width, image.height]).toEqual([512, 341]);
+    expect(meanDifference(image.pixels, reference)).toBeLessThan(4);
+  });
+
+  it('takes the first frame of an animated GIF', async () => {
+    const frames = await Promise.all(['cat.png', 'parrot.jpg'].map((name) => sharp(photo(name)).resize(64, 64, { fit: 'fill' }).raw().toBuffer()));
+    const animated = await sharp(Buffer.concat(frames), { raw: { width: 64, height: 128, channels: 3, pageHeight: 64 } } as never)
+      .gif({ loop: 0 })
+      .toBuffer();
+    const first = await sharp(frames[0]!, { raw: { width: 64, height: 64, channels: 3 } }).gif().toBuffer();
+    const [a, b] = await Promise.all([decodeImage(animated, 32, LIMITS), decodeImage(first, 32, LIMITS)]);
+    expect(a.height).toBe(64);
+    expect(meanDifference(a.pixels, b.pixels)).toBeLessThan(2);
+  });
+
+  it('refuses images over the pixel limit or under the minimum side', async () => {
+    await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 100_000, minSide: 1 })).rejects.toMatchObject({ code: 'image_too_large', statusCode: 413 });
+    await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 1e9, minSide: 400 })).rejects.toMatchObject({ code: 'image_too_small', statusCode: 422 });
+    await expect(decodeImage(Buffer.from('GIF89a broken'), 224, LIMITS)).rejects.toBeInstanceOf(ApiError);
+  });
+});
+
+describe('sniffFormat', () => {
+  it('recognises formats by their bytes and nothing else', () => {
+    expect(sniffFormat(photo('parrot.jpg'))).toBe('jpeg');
+    expect(sniffFormat(photo('cat.png'))).toBe('png');
+    expect(sniffFormat(Buffer.from('BM\0\0\0\0'))).toBeUndefined();
+    expect(sniffFormat(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>'))).toBeUndefined();
+    expect(sniffFormat(Buffer.alloc(0))).toBeUndefined();
+  });
+});
