@@ -42,12 +42,51 @@ export interface GlobalAvgPoolOp {
   readonly kind: 'globalAvgPool';
 }
 
-/** Softmax over the channel axis of a vector. */
+/** Softmax over all elements of each batch item, given as a vector. */
 export interface SoftmaxOp {
   readonly kind: 'softmax';
 }
 
-export type Op = InputOp | Conv2dOp | AddOp | GlobalAvgPoolOp | SoftmaxOp;
+/** Element-wise logistic function. */
+export interface SigmoidOp {
+  readonly kind: 'sigmoid';
+}
+
+/** Joins inputs along `axis` (0 = channels of a [c, h, w] map). */
+export interface ConcatOp {
+  readonly kind: 'concat';
+  readonly axis: number;
+}
+
+/** Permutes the non-batch axes. */
+export interface TransposeOp {
+  readonly kind: 'transpose';
+  readonly perm: readonly number[];
+}
+
+/** Reinterprets the elements (in row-major order) as the node's shape. */
+export interface ReshapeOp {
+  readonly kind: 'reshape';
+}
+
+/**
+ * Bilinear resize of a [c, h, w] map to the node's shape. `coordinates` is how output pixels map
+ * back to input ones, as TensorFlow's flags say it: align_corners=True, half_pixel_centers=True,
+ * or neither ('asymmetric', TensorFlow 1's default).
+ */
+export interface ResizeBilinearOp {
+  readonly kind: 'resizeBilinear';
+  readonly coordinates: 'align_corners' | 'half_pixel' | 'asymmetric';
+}
+
+/** Index of the largest channel at each pixel: [c, h, w] to [h, w], as float32 class ids. */
+export interface ArgMaxOp {
+  readonly kind: 'argmax';
+}
+
+export type Op =
+  | InputOp | Conv2dOp | AddOp | GlobalAvgPoolOp | SoftmaxOp
+  | SigmoidOp | ConcatOp | TransposeOp | ReshapeOp | ResizeBilinearOp | ArgMaxOp;
 
 export type Node<O extends Op = Op> = O & {
   readonly name: string;
@@ -162,6 +201,42 @@ export class GraphBuilder {
 
   softmax(name: string, input: string): string {
     return this.push({ kind: 'softmax', name, inputs: [input], shape: [elementCount(this.shapeOf(input))] });
+  }
+
+  sigmoid(name: string, input: string): string {
+    return this.push({ kind: 'sigmoid', name, inputs: [input], shape: this.shapeOf(input) });
+  }
+
+  concat(name: string, inputs: readonly string[], axis = 0): string {
+    const shapes = inputs.map((i) => this.shapeOf(i));
+    const first = shapes[0]!;
+    const agrees = (s: Shape) => s.length === first.length && s.every((d, i) => i === axis || d === first[i]);
+    if (!shapes.every(agrees)) throw new Error(`graph ${this.name}: ${name} cannot join ${shapes.map((s) => `[${s}]`).join(', ')} on axis ${axis}`);
+    const shape = first.map((d, i) => (i === axis ? shapes.reduce((sum, s) => sum + s[i]!, 0) : d));
+    return this.push({ kind: 'concat', name, inputs: [...inputs], shape, axis });
+  }
+
+  transpose(name: string, input: string, perm: readonly number[]): string {
+    const shape = this.shapeOf(input);
+    if ([...perm].sort().join() !== shape.map((_, i) => i).join()) throw new Error(`graph ${this.name}: ${name} has a bad permutation ${perm}`);
+    return this.push({ kind: 'transpose', name, inputs: [input], shape: perm.map((p) => shape[p]!), perm });
+  }
+
+  reshape(name: string, input: string, shape: Shape): string {
+    if (elementCount(shape) !== elementCount(this.shapeOf(input))) {
+      throw new Error(`graph ${this.name}: ${name} cannot reshape [${this.shapeOf(input)}] to [${shape}]`);
+    }
+    return this.push({ kind: 'reshape', name, inputs: [input], shape });
+  }
+
+  resizeBilinear(name: string, input: string, size: readonly [number, number], coordinates: ResizeBilinearOp['coordinates']): string {
+    const [channels] = this.shapeOf(input) as [number];
+    return this.push({ kind: 'resizeBilinear', name, inputs: [input], shape: [channels, ...size], coordinates });
+  }
+
+  argmax(name: string, input: string): string {
+    const [, height, width] = this.shapeOf(input) as [number, number, number];
+    return this.push({ kind: 'argmax', name, inputs: [input], shape: [height, width] });
   }
 
   build(outputs: readonly string[]): Graph {

@@ -13,6 +13,12 @@ type Attr = OnnxTypes.IAttributeProto;
 const ints = (name: string, values: number[]): Attr => ({ name, ints: values, type: onnx.AttributeProto.AttributeType.INTS });
 const int = (name: string, value: number): Attr => ({ name, i: value, type: onnx.AttributeProto.AttributeType.INT });
 
+const str = (name: string, value: string): Attr => ({ name, s: new TextEncoder().encode(value), type: onnx.AttributeProto.AttributeType.STRING });
+
+function int64Tensor(name: string, values: readonly number[]): OnnxTypes.ITensorProto {
+  return { name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, int64Data: [...values] };
+}
+
 function floatTensor(name: string, dims: readonly number[], values: Float32Array): OnnxTypes.ITensorProto {
   return {
     name,
@@ -77,6 +83,47 @@ function emitNode(node: Node, weights: Weights, shapeOf: (name: string) => reado
       break;
     case 'globalAvgPool':
       nodes.push({ name: node.name, opType: 'GlobalAveragePool', input: [...node.inputs], output: [node.name] });
+      break;
+    case 'sigmoid':
+      nodes.push({ name: node.name, opType: 'Sigmoid', input: [...node.inputs], output: [node.name] });
+      break;
+    case 'concat':
+      nodes.push({ name: node.name, opType: 'Concat', input: [...node.inputs], output: [node.name], attribute: [int('axis', node.axis + 1)] });
+      break;
+    case 'transpose':
+      nodes.push({ name: node.name, opType: 'Transpose', input: [...node.inputs], output: [node.name], attribute: [ints('perm', [0, ...node.perm.map((p) => p + 1)])] });
+      break;
+    case 'reshape':
+      // 0 copies the batch dimension from the input.
+      initializers.push(int64Tensor(`${node.name}/shape`, [0, ...node.shape]));
+      nodes.push({ name: node.name, opType: 'Reshape', input: [node.inputs[0]!, `${node.name}/shape`], output: [node.name] });
+      break;
+    case 'resizeBilinear': {
+      // Output sizes are [batch, channels] of the input followed by the static [h, w]; sizes,
+      // unlike scales, leave no rounding to chance.
+      initializers.push(
+        int64Tensor(`${node.name}/starts`, [0]), int64Tensor(`${node.name}/ends`, [2]),
+        int64Tensor(`${node.name}/hw`, node.shape.slice(1)),
+      );
+      nodes.push(
+        { name: `${node.name}/shape`, opType: 'Shape', input: [node.inputs[0]!], output: [`${node.name}/shape`] },
+        { name: `${node.name}/nc`, opType: 'Slice', input: [`${node.name}/shape`, `${node.name}/starts`, `${node.name}/ends`], output: [`${node.name}/nc`] },
+        { name: `${node.name}/sizes`, opType: 'Concat', input: [`${node.name}/nc`, `${node.name}/hw`], output: [`${node.name}/sizes`], attribute: [int('axis', 0)] },
+        {
+          name: node.name,
+          opType: 'Resize',
+          input: [node.inputs[0]!, '', '', `${node.name}/sizes`],
+          output: [node.name],
+          attribute: [str('mode', 'linear'), str('coordinate_transformation_mode', node.coordinates)],
+        },
+      );
+      break;
+    }
+    case 'argmax':
+      nodes.push(
+        { name: `${node.name}/argmax`, opType: 'ArgMax', input: [...node.inputs], output: [`${node.name}/int64`], attribute: [int('axis', 1), int('keepdims', 0)] },
+        { name: node.name, opType: 'Cast', input: [`${node.name}/int64`], output: [node.name], attribute: [int('to', FLOAT)] },
+      );
       break;
     case 'softmax':
       nodes.push(
