@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../src/app.js';
-import { findEntry, graphOf } from '../src/catalog/catalog.js';
+import { findEntry } from '../src/catalog/catalog.js';
 import { loadConfig } from '../src/config.js';
 import { loadEngine, type Engine } from '../src/engine/engine.js';
 import { decodeImage } from '../src/preprocess/decode.js';
@@ -201,9 +201,9 @@ interface EngineResult {
  */
 async function benchEngines(opts: Options, photo: Uint8Array, threadCounts: number[]): Promise<EngineResult[]> {
   const entry = findEntry(MODEL);
-  const graph = graphOf(entry);
+  const graph = entry.graph();
   const { weights, input } = importTfliteWeights(graph, readFileSync(join(ROOT, 'models/files', entry.weights)));
-  const resolution = entry.architecture.resolution;
+  const resolution = entry.resolution;
   const { pixels } = await decodeImage(photo, resolution, DECODE_LIMITS);
   const data = normalize(pixels, input);
 
@@ -249,7 +249,7 @@ interface DecodeResult {
 }
 
 async function benchDecode(opts: Options, files: string[]): Promise<DecodeResult[]> {
-  const resolution = findEntry(MODEL).architecture.resolution;
+  const resolution = findEntry(MODEL).resolution;
   const results: DecodeResult[] = [];
   for (const file of files) {
     const bytes = readFileSync(join(IMAGES_DIR, file));

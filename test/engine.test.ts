@@ -2,7 +2,7 @@
 // (test/fixtures/tflite-reference.json, produced by the real TFLite runtime; see test/reference/).
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CATALOG, graphOf, type CatalogEntry } from '../src/catalog/catalog.js';
+import { CATALOG, type CatalogEntry } from '../src/catalog/catalog.js';
 import { loadEngine, type Engine } from '../src/engine/engine.js';
 import { topK } from '../src/postprocess/classify.js';
 import { decodeImage } from '../src/preprocess/decode.js';
@@ -21,7 +21,7 @@ describe.each(CATALOG.map((e) => [e.name, e] as [string, CatalogEntry]))('ONNX e
   let input: InputQuantization;
 
   beforeAll(async () => {
-    const graph = graphOf(entry);
+    const graph = entry.graph();
     const imported = importTfliteWeights(graph, modelFile(entry.weights));
     input = imported.input;
     engine = await loadEngine('onnx', graph, imported.weights, { threads: 1 });

@@ -25,6 +25,13 @@ export const modelSummarySchema = {
   },
 } as const;
 
+/** The uploaded image as the user sees it: after EXIF orientation. */
+export const imageSchema = {
+  type: 'object',
+  required: ['format', 'width', 'height'],
+  properties: { format: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' } },
+} as const;
+
 export const timingsSchema = {
   type: 'object',
   required: ['decodeMs', 'queueMs', 'inferenceMs', 'totalMs'],

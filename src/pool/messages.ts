@@ -1,6 +1,6 @@
 // Typed messages between the pool (main thread) and its workers.
 import type { EngineName } from '../engine/engine.js';
-import type { ScoredClass } from '../postprocess/classify.js';
+import type { TaskOutput, TaskRequest } from '../postprocess/index.js';
 
 export interface WorkerConfig {
   modelDir: string;
@@ -9,15 +9,11 @@ export interface WorkerConfig {
   threads: number;
 }
 
-export interface InferTask {
+export interface InferTask<R extends TaskRequest = TaskRequest> {
   model: string;
   /** resolution x resolution x 3 RGB bytes from preprocessing. */
   pixels: Uint8Array;
-  topk: number;
-}
-
-export interface ClassificationOutput {
-  classes: ScoredClass[];
+  request: R;
 }
 
 export type ToWorker = { type: 'infer'; id: number; task: InferTask };
@@ -25,5 +21,5 @@ export type ToWorker = { type: 'infer'; id: number; task: InferTask };
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'loadFailed'; message: string }
-  | { type: 'result'; id: number; output: ClassificationOutput; inferenceMs: number }
+  | { type: 'result'; id: number; output: TaskOutput; inferenceMs: number }
   | { type: 'failed'; id: number; message: string };

@@ -4,7 +4,8 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { ApiError } from '../http/errors.js';
-import type { ClassificationOutput, FromWorker, InferTask, ToWorker, WorkerConfig } from './messages.js';
+import type { OutputOf, TaskOutput, TaskRequest } from '../postprocess/index.js';
+import type { FromWorker, InferTask, ToWorker, WorkerConfig } from './messages.js';
 
 export interface PoolOptions {
   size: number;
@@ -12,8 +13,8 @@ export interface PoolOptions {
   worker: WorkerConfig;
 }
 
-export interface TaskResult {
-  output: ClassificationOutput;
+export interface TaskResult<O extends TaskOutput = TaskOutput> {
+  output: O;
   queueMs: number;
   inferenceMs: number;
 }
@@ -75,7 +76,12 @@ export class WorkerPool extends EventEmitter {
     return [...this.slots].filter((s) => s.current).length;
   }
 
-  run(task: InferTask, signal?: AbortSignal): Promise<TaskResult> {
+  run<R extends TaskRequest>(task: InferTask<R>, signal?: AbortSignal): Promise<TaskResult<OutputOf<R>>> {
+    // The worker answers each request with the output of the same task.
+    return this.enqueue(task, signal) as Promise<TaskResult<OutputOf<R>>>;
+  }
+
+  private enqueue(task: InferTask, signal?: AbortSignal): Promise<TaskResult> {
     if (this.closing) return Promise.reject(new ApiError('not_ready', 'the service is shutting down'));
     if (signal?.aborted) return Promise.reject(new ApiError('cancelled', 'the request was cancelled'));
     const idle = this.idleSlot();

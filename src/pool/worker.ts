@@ -3,16 +3,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { findEntry, graphOf } from '../catalog/catalog.js';
+import { findEntry } from '../catalog/catalog.js';
 import { loadEngine, type Engine } from '../engine/engine.js';
-import { topK } from '../postprocess/classify.js';
-import { importTfliteWeights, type InputQuantization } from '../weights/tflite/import.js';
+import { postprocess } from '../postprocess/index.js';
+import type { InputQuantization } from '../weights/tflite/import.js';
 import type { FromWorker, InferTask, ToWorker, WorkerConfig } from './messages.js';
 
 interface LoadedModel {
   engine: Engine;
   input: InputQuantization;
-  output: string;
+  outputs: readonly string[];
 }
 
 const port = parentPort!;
@@ -27,13 +27,12 @@ function normalize(pixels: Uint8Array, { scale, zeroPoint }: InputQuantization):
 
 async function loadModel(name: string, config: WorkerConfig): Promise<LoadedModel> {
   const entry = findEntry(name);
-  const graph = graphOf(entry);
-  const { weights, input } = importTfliteWeights(graph, readFileSync(join(config.modelDir, entry.weights)));
+  const graph = entry.graph();
+  const { weights, input } = entry.importWeights(graph, readFileSync(join(config.modelDir, entry.weights)));
   const engine = await loadEngine(config.engine, graph, weights, { threads: config.threads });
   // Warm-up: the first run allocates and plans; do it before reporting ready.
-  const { resolution } = entry.architecture;
-  await engine.run({ data: new Float32Array(resolution * resolution * 3), batch: 1 });
-  return { engine, input, output: graph.outputs[0]! };
+  await engine.run({ data: new Float32Array(entry.resolution * entry.resolution * 3), batch: 1 });
+  return { engine, input, outputs: graph.outputs };
 }
 
 async function infer(models: Map<string, LoadedModel>, task: InferTask) {
@@ -41,8 +40,8 @@ async function infer(models: Map<string, LoadedModel>, task: InferTask) {
   if (!model) throw new Error(`model ${task.model} is not loaded in this worker`);
   const started = performance.now();
   const outputs = await model.engine.run({ data: normalize(task.pixels, model.input), batch: 1 });
-  const probabilities = outputs.get(model.output)!;
-  return { output: { classes: topK(probabilities, task.topk) }, inferenceMs: performance.now() - started };
+  const output = postprocess(task.request, model.outputs.map((name) => outputs.get(name)!));
+  return { output, inferenceMs: performance.now() - started };
 }
 
 async function main(): Promise<void> {

@@ -1,10 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { decodeImage } from '../../preprocess/decode.js';
-import { ApiError } from '../errors.js';
-import { readImageBody } from '../image-body.js';
-import { imageRouteErrors, modelSummarySchema, timingsSchema } from '../schemas.js';
-
-const MIN_IMAGE_SIDE = 1;
+import { runImageTask } from '../image-task.js';
+import { imageRouteErrors, imageSchema, modelSummarySchema, timingsSchema } from '../schemas.js';
 
 interface ClassifyQuery {
   topk: number;
@@ -12,9 +8,6 @@ interface ClassifyQuery {
 }
 
 export async function classifyRoute(app: FastifyInstance): Promise<void> {
-  const { pool, models, metrics, config } = app;
-  const defaultModel = config.models[0]!;
-
   app.post<{ Querystring: ClassifyQuery }>('/v1/classify', {
     schema: {
       querystring: {
@@ -40,11 +33,7 @@ export async function classifyRoute(app: FastifyInstance): Promise<void> {
             },
             model: modelSummarySchema,
             multiplyAdds: { type: 'integer' },
-            image: {
-              type: 'object',
-              required: ['format', 'width', 'height'],
-              properties: { format: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' } },
-            },
+            image: imageSchema,
             timings: timingsSchema,
           },
         },
@@ -52,34 +41,16 @@ export async function classifyRoute(app: FastifyInstance): Promise<void> {
       },
     },
   }, async (request, reply) => {
-    const started = performance.now();
-    const name = request.query.model ?? defaultModel;
-    const model = models.get(name);
-    if (!model || model.task !== 'classification') {
-      throw new ApiError('unknown_model', `no classification model named '${name}'; loaded: ${[...models.keys()].join(', ')}`);
-    }
-    const bytes = await readImageBody(request);
-    const image = await decodeImage(bytes, model.resolution, { maxPixels: config.maxImagePixels, minSide: MIN_IMAGE_SIDE });
-    const decoded = performance.now();
-
-    // A client that goes away before its turn should not cost a worker anything.
-    const cancel = new AbortController();
-    reply.raw.once('close', () => cancel.abort());
-    const { output, queueMs, inferenceMs } = await pool.run(
-      { model: name, pixels: image.pixels, topk: Math.min(request.query.topk, model.labels.length) },
-      cancel.signal,
-    );
-    metrics.multiplyAdds.inc({ model: name, task: model.task }, model.multiplyAdds);
-    metrics.images.inc({ model: name, task: model.task });
-    metrics.inferenceDuration.observe({ model: name, engine: config.engine }, inferenceMs / 1000);
-    metrics.queueWait.observe(queueMs / 1000);
-
+    const { model, image, output, timings } = await runImageTask(app, request, reply, request.query.model, {
+      task: 'classification',
+      topk: request.query.topk,
+    });
     return {
       predictions: output.classes.map(({ index, score }) => ({ label: model.labels[index]!, index, score })),
-      model: { name, task: model.task, alpha: model.alpha, resolution: model.resolution },
+      model: { name: model.name, task: model.task, alpha: model.alpha, resolution: model.resolution },
       multiplyAdds: model.multiplyAdds,
       image: { format: image.format, width: image.width, height: image.height },
-      timings: { decodeMs: decoded - started, queueMs, inferenceMs, totalMs: performance.now() - started },
+      timings,
     };
   });
 }
