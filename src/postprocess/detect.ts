@@ -1,0 +1,104 @@
+// SSD post-processing: decode box encodings against the anchors, then per-class non-maximum
+// suppression. Boxes are normalized [0, 1] coordinates of the whole (unpadded) image.
+import type { Graph } from '../model/graph.js';
+import { anchorLayoutOf, ssdAnchors } from '../model/ssdlite.js';
+
+export interface DetectionRequest {
+  task: 'detection';
+  minScore: number;
+  maxDetections: number;
+  iouThreshold: number;
+  /** Class logit indices to keep (1..classes-1); all when absent. */
+  classIds?: number[];
+}
+
+export interface NormalizedBox {
+  ymin: number;
+  xmin: number;
+  ymax: number;
+  xmax: number;
+}
+
+export interface Detection {
+  classId: number;
+  score: number;
+  box: NormalizedBox;
+}
+
+export interface DetectionOutput {
+  task: 'detection';
+  detections: Detection[];
+}
+
+/** The box coder's scale factors for (y, x, h, w), as the TF Object Detection API trains SSD. */
+export const BOX_SCALE_FACTORS = [10, 10, 5, 5] as const;
+/** Candidates per class that enter suppression, as the API's max_detections_per_class. */
+const CANDIDATES_PER_CLASS = 100;
+
+/** Encodings [ty, tx, th, tw] per anchor [yc, xc, h, w] to corners [ymin, xmin, ymax, xmax]. */
+export function decodeBoxes(encodings: Float32Array, anchors: Float32Array): Float32Array {
+  const [sy, sx, sh, sw] = BOX_SCALE_FACTORS;
+  const boxes = new Float32Array(anchors.length);
+  for (let i = 0; i < anchors.length; i += 4) {
+    const [ya, xa, ha, wa] = [anchors[i]!, anchors[i + 1]!, anchors[i + 2]!, anchors[i + 3]!];
+    const yc = (encodings[i]! / sy) * ha + ya;
+    const xc = (encodings[i + 1]! / sx) * wa + xa;
+    const h = Math.exp(encodings[i + 2]! / sh) * ha;
+    const w = Math.exp(encodings[i + 3]! / sw) * wa;
+    boxes.set([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], i);
+  }
+  return boxes;
+}
+
+export function iou(boxes: Float32Array, a: number, b: number): number {
+  const [ay0, ax0, ay1, ax1] = boxes.subarray(4 * a, 4 * a + 4);
+  const [by0, bx0, by1, bx1] = boxes.subarray(4 * b, 4 * b + 4);
+  const ih = Math.max(0, Math.min(ay1!, by1!) - Math.max(ay0!, by0!));
+  const iw = Math.max(0, Math.min(ax1!, bx1!) - Math.max(ax0!, bx0!));
+  const intersection = ih * iw;
+  const union = (ay1! - ay0!) * (ax1! - ax0!) + (by1! - by0!) * (bx1! - bx0!) - intersection;
+  return union > 0 ? intersection / union : 0;
+}
+
+/** Greedy suppression: keeps the best box, drops those overlapping it more than the threshold. */
+function suppress(boxes: Float32Array, candidates: { anchor: number; score: number }[], iouThreshold: number, limit: number) {
+  const kept: { anchor: number; score: number }[] = [];
+  for (const candidate of candidates) {
+    if (kept.length >= limit) break;
+    if (kept.every((k) => iou(boxes, k.anchor, candidate.anchor) <= iouThreshold)) kept.push(candidate);
+  }
+  return kept;
+}
+
+const anchorCache = new WeakMap<Graph, Float32Array>();
+
+/** `outputs` = [box_encodings [anchors, 4], class_scores [anchors, classes]]. */
+export function detect(outputs: readonly Float32Array[], request: DetectionRequest, graph: Graph): DetectionOutput {
+  let anchors = anchorCache.get(graph);
+  if (!anchors) anchorCache.set(graph, (anchors = ssdAnchors(anchorLayoutOf(graph))));
+  const [encodings, scores] = outputs as [Float32Array, Float32Array];
+  return { task: 'detection', detections: selectDetections(decodeBoxes(encodings, anchors), scores, request) };
+}
+
+/** Per-class suppression over decoded corner boxes and [anchors, classes] scores (class 0 = background). */
+export function selectDetections(boxes: Float32Array, scores: Float32Array, request: Omit<DetectionRequest, 'task'>): Detection[] {
+  const anchorCount = boxes.length / 4;
+  const classes = scores.length / anchorCount;
+  const classIds = request.classIds ?? Array.from({ length: classes - 1 }, (_, i) => i + 1);
+  const detections: Detection[] = [];
+  for (const classId of classIds) {
+    const candidates: { anchor: number; score: number }[] = [];
+    for (let anchor = 0; anchor < anchorCount; anchor++) {
+      const score = scores[anchor * classes + classId]!;
+      if (score >= request.minScore) candidates.push({ anchor, score });
+    }
+    candidates.sort((a, b) => b.score - a.score);
+    const kept = suppress(boxes, candidates.slice(0, CANDIDATES_PER_CLASS), request.iouThreshold, request.maxDetections);
+    for (const { anchor, score } of kept) {
+      const [ymin, xmin, ymax, xmax] = boxes.subarray(4 * anchor, 4 * anchor + 4);
+      detections.push({ classId, score, box: { ymin: ymin!, xmin: xmin!, ymax: ymax!, xmax: xmax! } });
+    }
+  }
+  detections.sort((a, b) => b.score - a.score);
+  return detections.slice(0, request.maxDetections);
+}
