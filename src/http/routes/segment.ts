@@ -1,0 +1,91 @@
+import type { FastifyInstance } from 'fastify';
+import { STRATEGIES, type Strategy } from '../../model/deeplab.js';
+import { OUTPUT_STRIDES, type OutputStride } from '../../model/mobilenet-v2.js';
+import { legendOf, maskPng, overlayImage, scaleClassMap } from '../../postprocess/segment-image.js';
+import { encode, requestedImageType } from '../image-response.js';
+import { commonReport, findModel, runImageTask } from '../image-task.js';
+import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
+
+interface SegmentQuery {
+  model?: string;
+  outputStride?: OutputStride;
+  strategy: Strategy;
+  format?: 'json' | 'mask' | 'image';
+}
+
+export async function segmentRoute(app: FastifyInstance): Promise<void> {
+  app.post<{ Querystring: SegmentQuery }>('/v1/segment', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          model: { type: 'string' },
+          outputStride: { type: 'integer', enum: [...OUTPUT_STRIDES] },
+          strategy: { type: 'string', enum: [...STRATEGIES], default: 'single' },
+          format: { type: 'string', enum: ['json', 'mask', 'image'] },
+        },
+      },
+      response: {
+        200: imageTaskResponse({
+          legend: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['label', 'classId', 'pixels', 'fraction'],
+              properties: {
+                label: { type: 'string' },
+                classId: { type: 'integer' },
+                pixels: { type: 'integer' },
+                fraction: { type: 'number' },
+              },
+            },
+          },
+          mask: {
+            type: 'object',
+            required: ['mediaType', 'width', 'height', 'data'],
+            properties: {
+              mediaType: { type: 'string' },
+              width: { type: 'integer' },
+              height: { type: 'integer' },
+              data: { type: 'string' },
+            },
+          },
+          outputStride: { type: 'integer' },
+          strategy: { type: 'string' },
+        }),
+        ...imageRouteErrors,
+      },
+    },
+  }, async (request, reply) => {
+    const { query } = request;
+    const model = findModel(app, 'segmentation', query.model);
+    // Any output stride runs with any weights (only the dilations change); the file's own is the default.
+    const outputStride = query.outputStride ?? model.segmentation!.outputStride;
+    const result = await runImageTask(app, request, model.name, {
+      task: 'segmentation',
+      outputStride,
+      strategy: query.strategy,
+    });
+    const renderStarted = performance.now();
+    const { image, bytes, output, timings } = result;
+    const { width, height } = image;
+    // An explicit format wins over the Accept header.
+    const pictureType = query.format === 'mask' || query.format === 'json' ? undefined : requestedImageType(request, query.format);
+    if (pictureType) {
+      const picture = await encode(await overlayImage(bytes, width, height, output.classMap, output.side), pictureType);
+      return reply.type(pictureType).send(picture);
+    }
+    const png = await maskPng(scaleClassMap(output.classMap, output.side, width, height), width, height);
+    if (query.format === 'mask') return reply.type('image/png').send(png);
+    return {
+      legend: legendOf(output.classMap, output.side, width, height, model.labels),
+      mask: { mediaType: 'image/png', width, height, data: png.toString('base64') },
+      outputStride,
+      strategy: query.strategy,
+      ...commonReport(result),
+      // Scaling and encoding the mask come after the shared path's clock stopped.
+      timings: { ...timings, totalMs: timings.totalMs + performance.now() - renderStarted },
+    };
+  });
+}
