@@ -1,0 +1,97 @@
+// Every route of the API called through a client generated from openapi.yaml (openapi-typescript
+// types + openapi-fetch). test/client.test.ts generates ./generated/openapi.ts, type-checks this
+// file against it with the project's compiler, then runs it against a live server; a call that
+// no longer matches the document fails the type-check before it fails at run time.
+import createClient from 'openapi-fetch';
+import type { components, paths } from './generated/openapi.js';
+import type { Outcome } from './outcome.js';
+
+/** The raw body as it is: openapi-fetch would otherwise send JSON. */
+const raw = (body: unknown) => body as BodyInit;
+
+/** One multipart form with the file field `image`. */
+function form(body: unknown): FormData {
+  const data = new FormData();
+  data.append('image', (body as { image: Blob }).image, 'photo.jpg');
+  return data;
+}
+
+export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; detect: Blob; segment: Blob; notAnImage: Blob }): Promise<Outcome> {
+  const client = createClient<paths>({ baseUrl });
+  const called: string[] = [];
+  client.use({
+    onRequest({ request, schemaPath }) {
+      called.push(`${request.method} ${schemaPath}`);
+    },
+  });
+  const errors: { status: number; code: components['schemas']['ErrorCode'] }[] = [];
+
+  const classified = await client.POST('/v1/classify', {
+    params: { query: { topk: 3 } },
+    body: photos.classify,
+    bodySerializer: raw,
+    headers: { 'content-type': 'image/jpeg' },
+  });
+  if (!classified.data) throw new Error(`classify failed: ${JSON.stringify(classified.error)}`);
+
+  const multipart = await client.POST('/v1/classify', {
+    params: { query: { topk: 1, model: classified.data.model.name } },
+    body: { image: photos.classify },
+    bodySerializer: form,
+  });
+  if (!multipart.data) throw new Error(`multipart classify failed: ${JSON.stringify(multipart.error)}`);
+
+  const detected = await client.POST('/v1/detect', {
+    params: { query: { minScore: 0.4, classes: 'dog,cat' } },
+    body: photos.detect,
+    bodySerializer: raw,
+  });
+  // The route can also answer with a picture, so the type is JSON or Blob until narrowed.
+  if (!detected.data || !('detections' in detected.data)) throw new Error(`detect failed: ${JSON.stringify(detected.error)}`);
+
+  const picture = await client.POST('/v1/detect', {
+    params: { query: { format: 'image' } },
+    body: photos.detect,
+    bodySerializer: raw,
+    parseAs: 'blob',
+  });
+  if (!picture.data) throw new Error(`detect picture failed: ${picture.response.status}`);
+
+  const segmented = await client.POST('/v1/segment', { body: photos.segment, bodySerializer: raw });
+  if (!segmented.data || !('legend' in segmented.data)) throw new Error(`segment failed: ${JSON.stringify(segmented.error)}`);
+
+  const mask = await client.POST('/v1/segment', {
+    params: { query: { format: 'mask' } },
+    body: { image: photos.segment },
+    bodySerializer: form,
+    parseAs: 'blob',
+  });
+  if (!mask.data) throw new Error(`segment mask failed: ${mask.response.status}`);
+
+  const models = await client.GET('/v1/models');
+  const health = await client.GET('/healthz');
+  const ready = await client.GET('/readyz');
+  const metrics = await client.GET('/metrics', { parseAs: 'text' });
+  if (!models.data || !health.data || !ready.data || metrics.data === undefined) throw new Error('a GET route failed');
+
+  // Refusals come back as the typed error body, with the documented codes.
+  const refusedImage = await client.POST('/v1/classify', { body: photos.notAnImage, bodySerializer: raw });
+  if (refusedImage.error) errors.push({ status: refusedImage.response.status, code: refusedImage.error.error.code });
+  const refusedModel = await client.POST('/v1/detect', { params: { query: { model: 'no_such_model' } }, body: photos.detect, bodySerializer: raw });
+  if (refusedModel.error) errors.push({ status: refusedModel.response.status, code: refusedModel.error.error.code });
+
+  return {
+    called,
+    topClass: classified.data.predictions[0]!.label,
+    multipartTopClass: multipart.data.predictions[0]!.label,
+    detected: detected.data.detections.map((d) => d.label),
+    detectionPicture: { type: picture.data.type, bytes: picture.data.size },
+    segmented: segmented.data.legend.map((entry) => entry.label),
+    maskBytes: mask.data.size,
+    models: models.data.models.map(({ name, task }) => ({ name, task })),
+    health: health.data.status,
+    ready: ready.data.status,
+    metrics: metrics.data,
+    errors,
+  };
+}
