@@ -1,5 +1,6 @@
-// The process entry: listen, and on SIGTERM/SIGINT stop taking connections, finish what is in
-// flight, close the workers and exit 0.
+// The process entry: listen, and on SIGTERM/SIGINT turn unready, stop taking connections, finish
+// what is in flight, close the workers and exit 0; past DRAIN_TIMEOUT_MS, cut what is left and
+// exit 1.
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 
@@ -26,9 +27,21 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    app.log.info({ signal }, 'shutting down');
+    app.log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: unready, listener closed, draining in-flight requests');
+    // Unready at once, before close() gets round to its hooks.
+    app.draining = true;
+    let cut = false;
+    const drainTimer = setTimeout(() => {
+      cut = true;
+      app.log.error({ drainTimeoutMs: config.drainTimeoutMs }, 'drain timeout: closing the connections still open');
+      app.server.closeAllConnections();
+      // If closing still hangs (it should not), do not outlive the orchestrator's patience.
+      setTimeout(() => process.exit(1), 2000).unref();
+    }, config.drainTimeoutMs);
     await app.close();
-    process.exit(0);
+    clearTimeout(drainTimer);
+    app.log.info({ cut }, 'stopped');
+    process.exit(cut ? 1 : 0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

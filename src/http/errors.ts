@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   queue_full: 503,
   not_ready: 503,
   worker_failed: 503,
+  deadline_exceeded: 503,
   internal_error: 500,
 } as const;
 

@@ -1,15 +1,21 @@
 // The image bytes of a request: the one file field `image` of a multipart form, or the raw body.
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
+import { untilAborted } from './lifetime.js';
 
 export const IMAGE_FIELD = 'image';
 
-export async function readImageBody(request: FastifyRequest): Promise<Buffer> {
+/** `signal` ends the wait for a multipart upload (deadline, disconnect); a raw body is already read. */
+export async function readImageBody(request: FastifyRequest, signal: AbortSignal): Promise<Buffer> {
   if (!request.isMultipart()) {
     if (request.body === undefined || request.body === null) throw new ApiError('empty_body', 'the request has no image');
     if (!Buffer.isBuffer(request.body)) throw new ApiError('unsupported_media_type', 'the body is not an image');
     return request.body;
   }
+  return untilAborted(readImageField(request), signal);
+}
+
+async function readImageField(request: FastifyRequest): Promise<Buffer> {
   let image: Buffer | undefined;
   try {
     for await (const part of request.parts()) {

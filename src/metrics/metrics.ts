@@ -1,12 +1,22 @@
 // Prometheus metrics in base units. One registry per app so tests can build apps side by side.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REQUEST_STAGES } from '../http/lifetime.js';
+import { RESTART_REASONS } from '../pool/pool.js';
 
 const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
 
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  return {
+  const byStage = (name: string, help: string) =>
+    new Counter({ name, help: `${help}, by the stage they were in (${REQUEST_STAGES.join(', ')})`, labelNames: ['stage'] as const, registers: [registry] });
+  // prom-client's totals of active handles, requests and resources are gauges named like
+  // counters (`_total`), which `promtool check metrics` rejects; the per-type gauges it also
+  // exports (nodejs_active_handles{type}, ...) sum to the same numbers.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
+  const metrics = {
     registry,
     requestDuration: new Histogram({
       name: 'http_request_duration_seconds',
@@ -53,10 +63,25 @@ export function createMetrics() {
     }),
     workerRestarts: new Counter({
       name: 'vision_worker_restarts_total',
-      help: 'Workers replaced after they stopped',
+      help: 'Workers replaced after they stopped, by why they stopped (error, exit, watchdog)',
+      labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    workersReady: new Gauge({
+      name: 'vision_workers_ready',
+      help: 'Inference workers loaded and able to take work',
+      registers: [registry],
+    }),
+    deadlineExceeded: byStage('vision_deadline_exceeded_total', 'Requests that ran out of time'),
+    clientDisconnects: byStage('vision_client_disconnects_total', 'Requests whose client went away before the answer'),
   };
+  // Every series exists from the start, so a rate() over it never begins with a gap.
+  for (const stage of REQUEST_STAGES) {
+    metrics.deadlineExceeded.inc({ stage }, 0);
+    metrics.clientDisconnects.inc({ stage }, 0);
+  }
+  for (const reason of RESTART_REASONS) metrics.workerRestarts.inc({ reason }, 0);
+  return metrics;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,5 +1,5 @@
 // Typed messages between the pool (main thread) and its workers.
-import type { EngineName } from '../engine/engine.js';
+import type { EngineName, TfjsBackendChoice } from '../engine/engine.js';
 import type { TaskOutput, TaskRequest } from '../postprocess/index.js';
 
 export interface WorkerConfig {
@@ -7,6 +7,10 @@ export interface WorkerConfig {
   models: string[];
   engine: EngineName;
   threads: number;
+  /** ENGINE=tfjs: the backend to use (config TFJS_BACKEND); absent = 'auto'. */
+  tfjsBackend?: TfjsBackendChoice;
+  /** Split factor per model for memory-efficient inference (config MEMORY_SPLIT); absent = 1. */
+  split?: Record<string, number>;
 }
 
 export interface InferTask<R extends TaskRequest = TaskRequest> {
@@ -16,7 +20,14 @@ export interface InferTask<R extends TaskRequest = TaskRequest> {
   request: R;
 }
 
-export type ToWorker = { type: 'infer'; id: number; task: InferTask };
+/**
+ * Test-only misbehaviour for the worker that receives the task: throw an uncaught error, exit,
+ * hang (until the watchdog), fail the task, or stall before running it. Only
+ * WorkerPool.injectFault sets it; nothing a request carries can.
+ */
+export type Fault = { kind: 'throw' | 'exit' | 'hang' | 'fail' } | { kind: 'delay'; ms: number };
+
+export type ToWorker = { type: 'infer'; id: number; task: InferTask; fault?: Fault };
 
 export type FromWorker =
   | { type: 'ready' }

@@ -1,15 +1,18 @@
 // A fixed set of inference workers behind a bounded FIFO queue. A full queue fails fast with a
-// Retry-After estimate; queued work can be cancelled; a worker that dies is replaced and only
+// Retry-After estimate; queued work whose request is cancelled or past its deadline is dropped
+// without running; a worker that throws, exits or hangs past the watchdog is replaced, and only
 // the task it held fails.
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { ApiError } from '../http/errors.js';
 import type { OutputOf, TaskOutput, TaskRequest } from '../postprocess/index.js';
-import type { FromWorker, InferTask, ToWorker, WorkerConfig } from './messages.js';
+import type { Fault, FromWorker, InferTask, ToWorker, WorkerConfig } from './messages.js';
 
 export interface PoolOptions {
   size: number;
   maxQueue: number;
+  /** Watchdog: a task held longer than this gets its worker terminated and replaced. */
+  taskTimeoutMs: number;
   worker: WorkerConfig;
 }
 
@@ -19,6 +22,17 @@ export interface TaskResult<O extends TaskOutput = TaskOutput> {
   inferenceMs: number;
 }
 
+export interface RunOptions {
+  /** Aborting drops the task if still queued, or stops waiting for it if running; the abort reason is the rejection. */
+  signal?: AbortSignal;
+  /** Called when a worker takes the task. */
+  onStart?: () => void;
+}
+
+/** Why a worker was replaced: it threw an uncaught error, exited, or the watchdog stopped it. */
+export type RestartReason = 'error' | 'exit' | 'watchdog';
+export const RESTART_REASONS: readonly RestartReason[] = ['error', 'exit', 'watchdog'];
+
 interface Pending {
   id: number;
   task: InferTask;
@@ -26,14 +40,20 @@ interface Pending {
   startedAt?: number;
   resolve(result: TaskResult): void;
   reject(err: Error): void;
-  signal?: AbortSignal;
+  options: RunOptions;
   onAbort?: () => void;
 }
 
 interface Slot {
   worker: Worker;
+  /** Loaded its models once; a replacement is due when it stops. */
+  loaded: boolean;
+  /** Can take work now. */
   ready: boolean;
   current?: Pending;
+  watchdog?: NodeJS.Timeout;
+  /** Set when the pool itself stops the worker, or when it reported an uncaught error. */
+  stopReason?: RestartReason;
 }
 
 // Run from source (tests, `npm start`) the worker is TypeScript. Node 20 does not pass the
@@ -46,14 +66,20 @@ function createWorker(workerData: WorkerConfig): Worker {
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
+const abortError = (signal: AbortSignal): Error =>
+  signal.reason instanceof ApiError ? signal.reason : new ApiError('cancelled', 'the request was cancelled');
+
 export class WorkerPool extends EventEmitter {
   private readonly slots = new Set<Slot>();
   private readonly queue: Pending[] = [];
   private nextId = 1;
   private closing = false;
+  private nextFault?: Fault;
   /** Moving average of seconds per task, for Retry-After. */
   private serviceSeconds = 0.05;
   restarts = 0;
+  /** Tasks by fate, for tests and the soak report. */
+  readonly stats = { started: 0, completed: 0, failed: 0, dropped: 0, abandoned: 0 };
 
   constructor(private readonly options: PoolOptions) {
     super();
@@ -64,8 +90,13 @@ export class WorkerPool extends EventEmitter {
     await Promise.all(Array.from({ length: this.options.size }, () => this.spawn()));
   }
 
+  /** At least one worker can take work, and the pool is not closing. */
   get ready(): boolean {
-    return !this.closing && [...this.slots].some((s) => s.ready);
+    return !this.closing && this.readyWorkers > 0;
+  }
+
+  get readyWorkers(): number {
+    return [...this.slots].filter((s) => s.ready).length;
   }
 
   get queueDepth(): number {
@@ -76,32 +107,57 @@ export class WorkerPool extends EventEmitter {
     return [...this.slots].filter((s) => s.current).length;
   }
 
-  run<R extends TaskRequest>(task: InferTask<R>, signal?: AbortSignal): Promise<TaskResult<OutputOf<R>>> {
-    // The worker answers each request with the output of the same task.
-    return this.enqueue(task, signal) as Promise<TaskResult<OutputOf<R>>>;
+  /**
+   * Throws what run() would throw right now for lack of capacity, so callers can refuse before
+   * spending time on a request (reading, decoding) that the queue could not take anyway.
+   */
+  checkCapacity(): void {
+    if (this.closing) throw new ApiError('not_ready', 'the service is shutting down');
+    if (this.idleSlot() || this.queue.length < this.options.maxQueue) return;
+    const workers = Math.max(1, this.readyWorkers);
+    // Expected wait for one more task: everything queued ahead of it, served by every worker.
+    const seconds = Math.max(1, Math.ceil(((this.queue.length + 1) * this.serviceSeconds) / workers));
+    throw new ApiError('queue_full', `all ${this.options.size} workers are busy and ${this.queue.length} requests are queued; retry later`, {
+      'retry-after': String(seconds),
+    });
   }
 
-  private enqueue(task: InferTask, signal?: AbortSignal): Promise<TaskResult> {
-    if (this.closing) return Promise.reject(new ApiError('not_ready', 'the service is shutting down'));
-    if (signal?.aborted) return Promise.reject(new ApiError('cancelled', 'the request was cancelled'));
-    const idle = this.idleSlot();
-    if (!idle && this.queue.length >= this.options.maxQueue) {
-      const seconds = Math.max(1, Math.ceil(((this.queue.length + 1) * this.serviceSeconds) / this.options.size));
-      return Promise.reject(new ApiError('queue_full', `all ${this.options.size} workers are busy and ${this.queue.length} requests are queued; retry later`, { 'retry-after': String(seconds) }));
+  run<R extends TaskRequest>(task: InferTask<R>, options: RunOptions = {}): Promise<TaskResult<OutputOf<R>>> {
+    // The worker answers each request with the output of the same task.
+    return this.enqueue(task, options) as Promise<TaskResult<OutputOf<R>>>;
+  }
+
+  /** Tests only: the next task dispatched carries this fault to its worker. */
+  injectFault(fault: Fault): void {
+    this.nextFault = fault;
+  }
+
+  private enqueue(task: InferTask, options: RunOptions): Promise<TaskResult> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    try {
+      this.checkCapacity();
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
     return new Promise<TaskResult>((resolve, reject) => {
-      const pending: Pending = { id: this.nextId++, task, enqueuedAt: performance.now(), resolve, reject, signal };
+      const pending: Pending = { id: this.nextId++, task, enqueuedAt: performance.now(), resolve, reject, options };
       if (signal) {
         pending.onAbort = () => {
           const index = this.queue.indexOf(pending);
           if (index >= 0) {
+            // Never started: drop it, no worker time spent.
             this.queue.splice(index, 1);
-            reject(new ApiError('cancelled', 'the request was cancelled before it ran'));
-            this.emit('cancelled');
+            this.stats.dropped++;
+          } else {
+            // Running: the worker cannot be interrupted mid-inference; its answer will be ignored.
+            this.stats.abandoned++;
           }
+          reject(abortError(signal));
         };
         signal.addEventListener('abort', pending.onAbort, { once: true });
       }
+      const idle = this.idleSlot();
       if (idle) this.dispatch(idle, pending);
       else this.queue.push(pending);
     });
@@ -114,16 +170,38 @@ export class WorkerPool extends EventEmitter {
   private dispatch(slot: Slot, pending: Pending): void {
     slot.current = pending;
     pending.startedAt = performance.now();
+    this.stats.started++;
+    pending.options.onStart?.();
+    slot.watchdog = setTimeout(() => this.stopHung(slot), this.options.taskTimeoutMs);
     // Copy so the caller's buffer stays usable; the copy's memory moves to the worker.
     const pixels = pending.task.pixels.slice();
     const message: ToWorker = { type: 'infer', id: pending.id, task: { ...pending.task, pixels } };
+    if (this.nextFault) {
+      message.fault = this.nextFault;
+      this.nextFault = undefined;
+    }
     slot.worker.postMessage(message, [pixels.buffer]);
+  }
+
+  private stopHung(slot: Slot): void {
+    const pending = this.settle(slot);
+    slot.stopReason = 'watchdog';
+    slot.ready = false;
+    this.failTask(pending, `the worker did not finish within ${this.options.taskTimeoutMs} ms and was replaced`);
+    void slot.worker.terminate();
+  }
+
+  private failTask(pending: Pending | undefined, why: string): void {
+    if (!pending) return;
+    this.stats.failed++;
+    pending.reject(new ApiError('worker_failed', `inference failed: ${why}; retry`));
   }
 
   private settle(slot: Slot): Pending | undefined {
     const pending = slot.current;
     slot.current = undefined;
-    if (pending?.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
+    clearTimeout(slot.watchdog);
+    if (pending?.onAbort) pending.options.signal?.removeEventListener('abort', pending.onAbort);
     return pending;
   }
 
@@ -134,13 +212,13 @@ export class WorkerPool extends EventEmitter {
 
   private spawn(): Promise<void> {
     const worker = createWorker(this.options.worker);
-    const slot: Slot = { worker, ready: false };
+    const slot: Slot = { worker, loaded: false, ready: false };
     this.slots.add(slot);
     return new Promise<void>((resolveReady, rejectReady) => {
       worker.on('message', (message: FromWorker) => {
         switch (message.type) {
           case 'ready':
-            slot.ready = true;
+            slot.loaded = slot.ready = true;
             resolveReady();
             this.drain();
             break;
@@ -150,29 +228,36 @@ export class WorkerPool extends EventEmitter {
             break;
           case 'result':
           case 'failed': {
-            const pending = this.settle(slot);
-            if (!pending) break;
+            // A late answer from a worker the watchdog already gave up on belongs to no one.
+            if (slot.current?.id !== message.id) break;
+            const pending = this.settle(slot)!;
             if (message.type === 'result') {
               const queueMs = pending.startedAt! - pending.enqueuedAt;
               this.serviceSeconds = 0.8 * this.serviceSeconds + 0.2 * ((performance.now() - pending.startedAt!) / 1000);
+              this.stats.completed++;
               pending.resolve({ output: message.output, queueMs, inferenceMs: message.inferenceMs });
             } else {
-              pending.reject(new ApiError('worker_failed', `inference failed: ${message.message}`));
+              this.failTask(pending, message.message);
             }
             this.drain();
             break;
           }
         }
       });
-      worker.on('error', (err) => this.emit('workerError', err));
+      worker.on('error', (err) => {
+        // The thread is going down; 'exit' follows. Give it no more work meanwhile.
+        slot.stopReason ??= 'error';
+        slot.ready = false;
+        this.emit('workerError', err);
+      });
       worker.on('exit', (code) => {
         this.slots.delete(slot);
-        const pending = this.settle(slot);
-        pending?.reject(new ApiError('worker_failed', 'the worker running this request stopped; retry'));
-        if (!slot.ready) rejectReady(new Error(`worker exited with code ${code} before it was ready`));
-        if (!this.closing && slot.ready) {
+        this.failTask(this.settle(slot), `the worker stopped (exit code ${code})`);
+        if (!slot.loaded) rejectReady(new Error(`worker exited with code ${code} before it was ready`));
+        if (!this.closing && slot.loaded) {
+          const reason = slot.stopReason ?? 'exit';
           this.restarts++;
-          this.emit('restart');
+          this.emit('restart', reason);
           this.spawn().catch((err: Error) => this.emit('workerError', err));
         }
       });
