@@ -11,7 +11,6 @@
 //   npm run bench -- --quick        fewer iterations, for a smoke check
 //   npm run bench -- --help         every flag
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,10 +20,19 @@ import { findEntry } from '../src/catalog/catalog.js';
 import { loadConfig } from '../src/config.js';
 import { loadEngine, type Engine } from '../src/engine/engine.js';
 import { decodeImage } from '../src/preprocess/decode.js';
-import { importTfliteWeights, type InputQuantization } from '../src/weights/tflite/import.js';
+import {
+  coresText, cpuMark, ms, otherCores, progress, round, roundStats, runPhase, section, sleep, stats, table,
+  type Phase, type Stats, type Timings,
+} from './lib.js';
+import { normalize } from '../src/preprocess/normalize.js';
+import { benchDetection } from './detection.js';
+import { benchSegmentation } from './segmentation.js';
+import { benchEngineComparison } from './engines.js';
+import { benchMemory } from './memory.js';
 
 const MODEL = 'mobilenet_v2_1.0_224';
 const TARGET_RATIO = 1.5;
+const CLASSIFY_PATH = '/v1/classify?topk=1';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const IMAGES_DIR = resolve(ROOT, '../shared/images');
 const DECODE_LIMITS = { maxPixels: 50e6, minSide: 1 };
@@ -99,95 +107,7 @@ function options() {
 type Options = ReturnType<typeof options>;
 
 // ---------------------------------------------------------------------------------------------
-// Statistics and formatting
-
-interface Stats {
-  n: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  min: number;
-  max: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length); // nearest rank
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
-}
-
-function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    n: sorted.length,
-    mean: sorted.reduce((s, v) => s + v, 0) / (sorted.length || 1),
-    p50: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    min: sorted[0] ?? NaN,
-    max: sorted[sorted.length - 1] ?? NaN,
-  };
-}
-
-const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '-');
-const round = (v: number, digits = 3) => (Number.isFinite(v) ? Number(v.toFixed(digits)) : null);
-const roundStats = (s: Stats) => ({ n: s.n, mean: round(s.mean), p50: round(s.p50), p90: round(s.p90), p99: round(s.p99), min: round(s.min), max: round(s.max) });
-
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-const section = (title: string) => console.log(`\n== ${title} ${'='.repeat(Math.max(0, 88 - title.length))}`);
-const progress = (text: string) => process.stderr.write(`  .. ${text}\n`);
-const sleep = (milliseconds: number) => new Promise((r) => setTimeout(r, milliseconds));
-
-// ---------------------------------------------------------------------------------------------
-// Noise: CPU that other processes used while a phase ran (the machine is shared), from the
-// machine-wide busy time in /proc/stat minus this process's own (main thread, workers, sharp).
-
-interface CpuMark {
-  at: number;
-  busySeconds?: number;
-  ownSeconds: number;
-}
-
-const USER_HZ = 100; // /proc/stat counts in USER_HZ ticks, 100 on Linux everywhere
-
-function cpuMark(): CpuMark {
-  const own = process.cpuUsage();
-  const mark: CpuMark = { at: performance.now(), ownSeconds: (own.user + own.system) / 1e6 };
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
-    mark.busySeconds = (user + nice + system + irq + softirq + steal) / USER_HZ;
-    void idle;
-    void iowait;
-  } catch {
-    // not Linux: no noise figure
-  }
-  return mark;
-}
-
-/** Average number of cores other processes kept busy between two marks (NaN if unknown). */
-function otherCores(from: CpuMark, to: CpuMark): number {
-  if (from.busySeconds === undefined || to.busySeconds === undefined) return NaN;
-  const wallSeconds = (to.at - from.at) / 1000;
-  return Math.max(0, (to.busySeconds - from.busySeconds - (to.ownSeconds - from.ownSeconds)) / wallSeconds);
-}
-
-const coresText = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '?');
-
-// ---------------------------------------------------------------------------------------------
 // 1. Bare engine
-
-function normalize(pixels: Uint8Array, { scale, zeroPoint }: InputQuantization): Float32Array {
-  const values = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) values[i] = scale * (pixels[i]! - zeroPoint);
-  return values;
-}
 
 interface EngineResult {
   threads: number;
@@ -202,7 +122,7 @@ interface EngineResult {
 async function benchEngines(opts: Options, photo: Uint8Array, threadCounts: number[]): Promise<EngineResult[]> {
   const entry = findEntry(MODEL);
   const graph = entry.graph();
-  const { weights, input } = importTfliteWeights(graph, readFileSync(join(ROOT, 'models/files', entry.weights)));
+  const { weights, input } = entry.importWeights(graph, join(ROOT, 'models/files', entry.weights));
   const resolution = entry.resolution;
   const { pixels } = await decodeImage(photo, resolution, DECODE_LIMITS);
   const data = normalize(pixels, input);
@@ -272,88 +192,6 @@ async function benchDecode(opts: Options, files: string[]): Promise<DecodeResult
 // ---------------------------------------------------------------------------------------------
 // 3-4. The real server over loopback HTTP
 
-interface Timings {
-  decodeMs: number;
-  queueMs: number;
-  inferenceMs: number;
-  totalMs: number;
-}
-
-interface Reply {
-  status: number;
-  ms: number;
-  timings?: Timings;
-  top1?: string;
-}
-
-function post(agent: Agent, port: number, body: Buffer): Promise<Reply> {
-  return new Promise((resolvePost, rejectPost) => {
-    const started = performance.now();
-    const req = httpRequest(
-      {
-        agent,
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/classify?topk=1',
-        headers: { 'content-type': 'image/jpeg', 'content-length': body.length },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', rejectPost);
-        res.on('end', () => {
-          const ms = performance.now() - started;
-          const status = res.statusCode ?? 0;
-          if (status !== 200) return resolvePost({ status, ms });
-          try {
-            const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { timings?: Timings; predictions?: { label: string }[] };
-            resolvePost({ status, ms, timings: json.timings, top1: json.predictions?.[0]?.label });
-          } catch {
-            resolvePost({ status: -1, ms });
-          }
-        });
-      },
-    );
-    req.on('error', rejectPost);
-    req.end(body);
-  });
-}
-
-interface Phase {
-  concurrency: number;
-  wallMs: number;
-  otherCores: number;
-  replies: Reply[];
-  errors: string[];
-}
-
-/** A closed loop: `concurrency` clients, each sending its next request as soon as one returns. */
-async function runPhase(port: number, body: Buffer, concurrency: number, maxRequests: number, maxSeconds: number): Promise<Phase> {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
-  const replies: Reply[] = [];
-  const errors: string[] = [];
-  let issued = 0;
-  const mark = cpuMark();
-  const started = performance.now();
-  const deadline = started + maxSeconds * 1000;
-  const client = async () => {
-    while (issued < maxRequests && performance.now() < deadline) {
-      issued++;
-      try {
-        replies.push(await post(agent, port, body));
-      } catch (err) {
-        errors.push(err instanceof Error ? err.message : String(err));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, client));
-  const wallMs = performance.now() - started;
-  const other = otherCores(mark, cpuMark());
-  agent.destroy();
-  return { concurrency, wallMs, otherCores: other, replies, errors };
-}
-
 interface PoolConfig {
   poolSize: number;
   engineThreads: number;
@@ -382,11 +220,11 @@ async function benchServer(opts: Options, config: PoolConfig, body: Buffer, conc
     const address = app.server.address();
     if (address === null || typeof address === 'string') throw new Error(`unexpected server address ${String(address)}`);
     // Warm-up: connections, JIT, sharp, every worker's first real request.
-    await runPhase(address.port, body, Math.max(1, config.poolSize) * 2, opts.quick ? 8 : 20, opts.maxSeconds);
+    await runPhase(address.port, CLASSIFY_PATH, body, Math.max(1, config.poolSize) * 2, opts.quick ? 8 : 20, opts.maxSeconds);
     for (const concurrency of concurrencies) {
       const count = concurrency === 1 ? opts.requests : opts.loadRequests;
       progress(`${configName(config)}: concurrency ${concurrency}, up to ${count} requests / ${opts.maxSeconds} s`);
-      phases.push(await runPhase(address.port, body, concurrency, count, opts.maxSeconds));
+      phases.push(await runPhase(address.port, CLASSIFY_PATH, body, concurrency, count, opts.maxSeconds));
       await sleep(200);
     }
     return { startMs, phases, maxQueue: appConfig.maxQueue };
@@ -431,7 +269,7 @@ function summarize(phases: Phase[]): PhaseSummary {
       inference: stats(timings.map((t) => t.inferenceMs)),
       total: stats(timings.map((t) => t.totalMs)),
     },
-    top1: ok[0]?.top1,
+    top1: ok[0]?.label,
   };
 }
 
@@ -566,6 +404,18 @@ async function main(): Promise<void> {
   const bestThroughput = best((s) => Math.max(at(s, 4).throughputRps, at(s, 16).throughputRps), false);
   const load1 = loadavg();
 
+  const detection = await benchDetection({
+    root: ROOT,
+    imagesDir: IMAGES_DIR,
+    photos: ['kite_and_cold.jpg', 'pets.jpg', 'grace_hopper.png'],
+    requests: Math.ceil(opts.requests / 2),
+    loadRequests: Math.ceil(opts.loadRequests / 2),
+    maxSeconds: opts.maxSeconds,
+  });
+  const segmentation = await benchSegmentation({ root: ROOT, imagesDir: IMAGES_DIR, runs: opts.quick ? 3 : 10, maxSeconds: opts.maxSeconds });
+  const engines = await benchEngineComparison({ root: ROOT, imagesDir: IMAGES_DIR, runs: opts.quick ? 10 : 40, requests: opts.quick ? 12 : 40, maxSeconds: opts.maxSeconds });
+  const memory = await benchMemory({ runs: opts.quick ? 10 : 40, maxSeconds: opts.maxSeconds });
+
   section('Summary');
   const engineLine = engineResults.map((e) => `threads=${e.threads} p50 ${ms(e.stats.p50)} / p99 ${ms(e.stats.p99)} ms`).join('; ');
   console.log(`bare engine       ${engineLine}`);
@@ -634,6 +484,10 @@ async function main(): Promise<void> {
       pass: r.pass,
     })),
     best: { latency: configKey(bestLatency.config), throughput: configKey(bestThroughput.config), default: defaultKey },
+    detection,
+    segmentation,
+    engines,
+    memory,
     totalSeconds: round((performance.now() - benchStarted) / 1000, 1),
   };
   mkdirSync(dirname(opts.out), { recursive: true });

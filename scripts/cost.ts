@@ -1,10 +1,17 @@
 // Cost of MobileNetV2 variants, from the graph description.
 //   npm run cost -- --alpha 1.0 --resolution 224 [--classes 1001] [--layers]
 //   npm run cost -- --table        all 22 released width/resolution combinations
+//   npm run cost -- --detection    SSD and SSDLite on MobileNetV2, whole and prediction layers
+//   npm run cost -- --segmentation DeepLabv3 on MobileNetV2 next to the paper's table
+//   npm run cost -- --memory [--split 1,2,4,6] [--alpha --resolution]  memory per resolution,
+//                                  plain and split schedules, next to the paper's Table 3
 import { parseArgs } from 'node:util';
 import { costOf, type GraphCost } from '../src/model/cost.js';
 import { mobileNetV2Classifier, STANDARD_RESOLUTIONS, WIDTH_MULTIPLIERS } from '../src/model/mobilenet-v2.js';
 import { RELEASE_TABLE, releaseConventionParams } from '../src/model/release-table.js';
+import { ssdMobileNetV2 } from '../src/model/ssdlite.js';
+import { PAPER_RESOLUTION, segmentationCostTable } from '../src/model/deeplab-table.js';
+import { memoryTable } from '../src/model/memory-table.js';
 
 const CONVENTION = `Convention: batch norm folded into each convolution (weight + one bias per output channel),
 1001 classes (index 0 = background) unless --classes says otherwise, multiply-adds of convolutions
@@ -52,6 +59,87 @@ function printTable(): void {
   console.log(`\n${CONVENTION}`);
 }
 
+/** The paper's Table 5 and section 6.2 figures, in millions. */
+const PAPER_DETECTION = {
+  regular: { headParams: 14.8, headMultiplyAdds: 1250 },
+  separable: { params: 4.3, multiplyAdds: 800, headParams: 2.1, headMultiplyAdds: 350 },
+} as const;
+
+function printDetection(): void {
+  console.log(['network'.padEnd(9), 'input'.padEnd(6), 'logits'.padStart(6), 'params (M)'.padStart(11), 'MACs (M)'.padStart(9), 'pred. params (M)'.padStart(17), 'pred. MACs (M)'.padStart(15)].join(' '));
+  for (const predictor of ['separable', 'regular'] as const) {
+    for (const [resolution, classes] of [[300, 91], [320, 81]] as const) {
+      const cost = costOf(ssdMobileNetV2({ alpha: 1, resolution, classes, predictor }));
+      // The prediction layers: the four extra feature layers and the six box predictors.
+      const head = cost.layers.filter((l) => /^(layer_19|BoxPredictor_)/.test(l.name));
+      const sum = (key: 'params' | 'multiplyAdds') => head.reduce((total, l) => total + l[key], 0);
+      console.log([
+        (predictor === 'separable' ? 'SSDLite' : 'SSD').padEnd(9),
+        String(resolution).padEnd(6),
+        String(classes).padStart(6),
+        millions(cost.params, 3).padStart(11),
+        millions(cost.multiplyAdds, 1).padStart(9),
+        millions(sum('params'), 3).padStart(17),
+        millions(sum('multiplyAdds'), 1).padStart(15),
+      ].join(' '));
+    }
+  }
+  const { regular, separable } = PAPER_DETECTION;
+  console.log(`
+paper (320x320, 80 classes + background): SSDLite ${separable.params}M params, ${separable.multiplyAdds}M MACs;` +
+    ` prediction layers SSD ${regular.headParams}M / ${regular.headMultiplyAdds}M, SSDLite ${separable.headParams}M / ${separable.headMultiplyAdds}M`);
+  console.log('The served model is the 300x300 row with 91 logits (90 COCO ids + background). Batch norm folded;');
+  console.log('multiply-adds of convolutions only. README, "Cost model", explains each difference from the paper.');
+}
+
+function printSegmentation(): void {
+  const billions = (n: number) => (n / 1e9).toFixed(n < 1e10 ? 3 : 1);
+  console.log(['DeepLabv3, width 1.0'.padEnd(21), 'params (M)'.padStart(10), 'TF conv.'.padStart(8), 'paper'.padStart(6), 'MACs (B) 512'.padStart(12), '513'.padStart(7), '513 TF'.padStart(7), 'paper'.padStart(6)].join(' '));
+  for (const row of segmentationCostTable()) {
+    console.log([
+      `OS ${row.outputStride} ${row.head === 'aspp' ? 'ASPP' : 'lite'} ${row.strategy === 'mf' ? 'MF' : 'single'}`.padEnd(21),
+      millions(row.params, 3).padStart(10),
+      millions(row.trainableParams, 3).padStart(8),
+      (row.paper ? row.paper.paramsM.toFixed(2) : '').padStart(6),
+      billions(row.multiplyAdds512).padStart(12),
+      billions(row.multiplyAdds513).padStart(7),
+      billions(row.spaceToBatchMultiplyAdds513).padStart(7),
+      (row.paper ? String(row.paper.multiplyAddsB) : '').padStart(6),
+    ].join(' '));
+  }
+  console.log(`
+Heads on the last bottleneck (320 channels), 21 classes. 'params' is ours (batch norm folded), 'TF conv.'
+TensorFlow's trainable variables (batch norm's gamma and beta, the logits' bias). MACs: ours at 512 and at
+${PAPER_RESOLUTION}; '${PAPER_RESOLUTION} TF' counts each atrous convolution as TensorFlow runs it (SpaceToBatchND pads the
+map to a multiple of the rate). MF: six scales, each also mirrored. README, "Cost model", explains each difference.`);
+}
+
+function printMemory(alpha: number, resolution: number, splits: number[]): void {
+  const table = memoryTable(alpha, resolution, splits);
+  const k = (bytes: number) => `${(bytes / 1000).toFixed(1)}K`;
+  console.log(`MobileNetV2 ${formatAlpha(alpha)}/${resolution}: activation memory per resolution, 16-bit floats, K = 1000 bytes`);
+  console.log(['side'.padStart(4), 'paper'.padStart(12), 'ch x side² x 2B'.padStart(16), 'largest bottleneck tensor here'.padEnd(38), ...splits.map((s) => (s === 1 ? 'live, plain' : `live, split ${s}`).padStart(13))].join('  '));
+  for (const row of table.rows) {
+    console.log([
+      String(row.side).padStart(4),
+      (row.paper ? `${row.paper.channels} / ${row.paper.kilobytes}K` : '-').padStart(12),
+      (row.paper ? k(row.paper.channels * row.side * row.side * 2) : '-').padStart(16),
+      (row.bottleneck ? `${row.bottleneck.channels} ch ${k(row.bottleneck.bytes)} (${row.bottleneck.name})` : '-').padEnd(38),
+      ...row.live.map((l) => k(l.bytes).padStart(13)),
+    ].join('  '));
+  }
+  console.log(['peak'.padStart(4), ''.padStart(12), ''.padStart(16), ''.padEnd(38), ...table.peaks.map((p) => k(p).padStart(13))].join('  '));
+  console.log(`
+paper: Table 3 lists channels / memory; its figures are those channels x side² x 2 bytes / 1000 (the
+  ch x side² x 2B column), one tensor per resolution. At 56, 28 and 14 it lists the output width of
+  the stride-2 row that starts there (32, 64, 160), whose tensor lives at half that side; our graph
+  has 24, 32 and 96 channels there. 112 and 7 agree (16, 320); it leaves out the 3-channel input
+  and the last 1x1 conv (1280 channels at 7x7), and counts the first layer as split (its remark).
+live: bytes alive while a layer of that output side runs, layers one at a time in graph order
+  (inputs still read later, the output, partial sums); split k computes every inverted-residual
+  block, the first layer included, as k slices of its expanded channels (src/model/split.ts).`);
+}
+
 const { values } = parseArgs({
   options: {
     alpha: { type: 'string', default: '1.0' },
@@ -59,11 +147,18 @@ const { values } = parseArgs({
     classes: { type: 'string', default: '1001' },
     layers: { type: 'boolean', default: false },
     table: { type: 'boolean', default: false },
+    detection: { type: 'boolean', default: false },
+    segmentation: { type: 'boolean', default: false },
+    memory: { type: 'boolean', default: false },
+    split: { type: 'string', default: '1,2,4,6' },
   },
 });
 
 try {
   if (values.table) printTable();
+  else if (values.detection) printDetection();
+  else if (values.segmentation) printSegmentation();
+  else if (values.memory) printMemory(Number(values.alpha), Number(values.resolution), values.split.split(',').map(Number));
   else printOne(Number(values.alpha), Number(values.resolution), Number(values.classes), values.layers);
 } catch (err) {
   console.error(`cost: ${(err as Error).message}`);

@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { CATALOG } from './catalog/catalog.js';
-import { ENGINE_NAMES, type EngineName } from './engine/engine.js';
+import { ENGINE_NAMES, TFJS_BACKENDS, type EngineName, type TfjsBackendChoice } from './engine/engine.js';
 
 export interface Config {
   host: string;
@@ -10,11 +10,25 @@ export interface Config {
   modelDir: string;
   models: string[];
   engine: EngineName;
+  /** ENGINE=tfjs only: tfjs-node ('tensorflow') or wasm; 'auto' takes tfjs-node when it loads. */
+  tfjsBackend: TfjsBackendChoice;
+  /** Memory-efficient inference: each model's split factor (src/model/split.ts); absent = 1, off. */
+  split: Record<string, number>;
   poolSize: number;
   engineThreads: number;
   maxQueue: number;
   bodyLimitBytes: number;
   maxImagePixels: number;
+  /** Smallest image side accepted; smaller images carry too little to classify. */
+  minImageSide: number;
+  /** Default per-request deadline, from arrival to response. */
+  requestTimeoutMs: number;
+  /** Largest deadline a client may ask for with X-Request-Timeout-Ms. */
+  maxRequestTimeoutMs: number;
+  /** Watchdog: a worker that holds one task longer than this is replaced. */
+  workerTimeoutMs: number;
+  /** On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut. */
+  drainTimeoutMs: number;
   logLevel: string;
 }
 
@@ -36,8 +50,27 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: 
   return raw as T;
 }
 
+/** MEMORY_SPLIT: one factor for every model ('4'), or model=factor pairs ('mobilenet_v2_1.0_224=4,ssdlite_mobilenet_v2_coco=2'). */
+function splitFactors(raw: string | undefined, models: readonly string[]): Record<string, number> {
+  if (raw === undefined || raw.trim() === '') return {};
+  const factor = (text: string) => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new ConfigError(`MEMORY_SPLIT: split factor '${text}' must be an integer >= 1`);
+    return value;
+  };
+  if (!raw.includes('=')) return Object.fromEntries(models.map((m) => [m, factor(raw.trim())]));
+  const entries = raw.split(',').map((pair) => pair.split('=').map((part) => part.trim()));
+  for (const [model, value] of entries) {
+    if (!model || value === undefined || !models.includes(model)) {
+      throw new ConfigError(`MEMORY_SPLIT: '${model ?? ''}=${value ?? ''}' must name a model of MODELS (${models.join(', ')}) and a factor`);
+    }
+  }
+  return Object.fromEntries(entries.map(([model, value]) => [model!, factor(value!)]));
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const models = (env.MODELS ?? CATALOG.map((e) => e.name).join(',')).split(',').map((m) => m.trim()).filter(Boolean);
+  const defaults = CATALOG.filter((e) => e.loadByDefault !== false).map((e) => e.name);
+  const models = (env.MODELS ?? defaults.join(',')).split(',').map((m) => m.trim()).filter(Boolean);
   const unknown = models.filter((m) => !CATALOG.some((e) => e.name === m));
   if (models.length === 0 || unknown.length > 0) {
     throw new ConfigError(`MODELS must list models from: ${CATALOG.map((e) => e.name).join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
@@ -46,17 +79,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // two-threaded worker on latency at concurrency 1 and gave 15-25% more throughput under load,
   // with lower p99 when other processes compete for the cores.
   const cores = availableParallelism();
+  const maxRequestTimeoutMs = integer(env, 'MAX_REQUEST_TIMEOUT_MS', 60_000, 1);
+  const requestTimeoutMs = integer(env, 'REQUEST_TIMEOUT_MS', 10_000, 1);
+  if (requestTimeoutMs > maxRequestTimeoutMs) {
+    throw new ConfigError(`REQUEST_TIMEOUT_MS=${requestTimeoutMs} must not exceed MAX_REQUEST_TIMEOUT_MS=${maxRequestTimeoutMs}`);
+  }
   return {
     host: env.HOST ?? '0.0.0.0',
     port: integer(env, 'PORT', 8080, 0),
     modelDir: env.MODEL_DIR || DEFAULT_MODEL_DIR,
     models,
     engine: oneOf(env, 'ENGINE', ENGINE_NAMES, 'onnx'),
+    tfjsBackend: oneOf(env, 'TFJS_BACKEND', TFJS_BACKENDS, 'auto'),
+    split: splitFactors(env.MEMORY_SPLIT, models),
     poolSize: integer(env, 'POOL_SIZE', cores, 1),
     engineThreads: integer(env, 'ENGINE_THREADS', 1, 1),
     maxQueue: integer(env, 'MAX_QUEUE', 64, 0),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 20 * 1024 * 1024, 1024),
     maxImagePixels: integer(env, 'MAX_IMAGE_PIXELS', 50_000_000, 1),
+    minImageSide: integer(env, 'MIN_IMAGE_SIDE', 32, 1),
+    requestTimeoutMs,
+    maxRequestTimeoutMs,
+    // As long as the longest deadline a client may ask for: a first MF segmentation at output
+    // stride 8 legitimately takes seconds, and killing it would fail it for nothing.
+    workerTimeoutMs: integer(env, 'WORKER_TIMEOUT_MS', 60_000, 100),
+    drainTimeoutMs: integer(env, 'DRAIN_TIMEOUT_MS', 25_000, 0),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
 }

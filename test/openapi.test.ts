@@ -219,6 +219,8 @@ function errorCodesOf(schema: Schema): string[] | undefined {
 interface FastifySchemas {
   querystring?: Schema;
   response?: Record<string, Schema>;
+  /** Set on the pages for people (demo page, API docs): not part of the API, so not documented. */
+  hide?: boolean;
 }
 interface RegisteredRoute {
   method: string;
@@ -239,12 +241,14 @@ function routeCollector() {
       return {};
     },
   } as unknown as FastifyServerOptions['routerOptions'];
+  const hidden: RegisteredRoute[] = [];
   const collect = (app: FastifyInstance): RegisteredRoute[] => {
     seen.length = 0;
     app.printRoutes({ includeMeta: true, commonPrefix: false });
-    return [...seen];
+    hidden.splice(0, hidden.length, ...seen.filter((r) => r.schema?.hide));
+    return seen.filter((r) => !r.schema?.hide);
   };
-  return { routerOptions, collect };
+  return { routerOptions, collect, hidden };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,14 +336,16 @@ async function call(
 describe('openapi.yaml', () => {
   let app: FastifyInstance;
   let routes: RegisteredRoute[];
+  let hiddenRoutes: RegisteredRoute[];
   let classifyBody: Record<string, unknown>;
 
   beforeAll(async () => {
-    const { routerOptions, collect } = routeCollector();
-    const config = loadConfig({ ...process.env, MODELS: 'mobilenet_v2_1.0_224', ENGINE_THREADS: '1' });
+    const { routerOptions, collect, hidden } = routeCollector();
+    const config = loadConfig({ ...process.env, MODELS: 'mobilenet_v2_1.0_224,ssdlite_mobilenet_v2_coco,deeplabv3_mobilenet_v2_0.5_257', ENGINE_THREADS: '1' });
     app = await buildApp(config, { routerOptions });
     await app.ready();
     routes = collect(app);
+    hiddenRoutes = hidden;
     await app.modelsLoaded;
   });
 
@@ -360,6 +366,8 @@ describe('openapi.yaml', () => {
       const ids = Object.fromEntries(operations.map((o) => [o.operation.operationId, `${o.method} ${o.path}`]));
       expect(ids).toEqual({
         classify: 'POST /v1/classify',
+        detect: 'POST /v1/detect',
+        segment: 'POST /v1/segment',
         listModels: 'GET /v1/models',
         health: 'GET /healthz',
         ready: 'GET /readyz',
@@ -526,6 +534,12 @@ describe('openapi.yaml', () => {
       for (const head of routes.filter((r) => r.method === 'HEAD')) expect(operationFor('GET', head.url), `HEAD ${head.url}`).toBeDefined();
     });
 
+    it('leaves out only the pages for people (schema.hide): the demo page and the API docs', () => {
+      expect(hiddenRoutes.map((r) => `${r.method} ${r.url}`)).toContain('GET /');
+      expect(hiddenRoutes.map((r) => `${r.method} ${r.url}`)).toContain('GET /docs');
+      for (const r of hiddenRoutes) expect(`${r.method} ${r.url}`).toMatch(/^(GET|HEAD) (\/|\/demo\/[\w.-]+|\/docs(\/.*)?)$/);
+    });
+
     it('documents every status each route declares in its Fastify response schema, and no other 2xx/4xx/503', () => {
       for (const route of routes.filter((r) => r.method !== 'HEAD')) {
         const op = operationFor(route.method, route.url)!;
@@ -644,10 +658,54 @@ describe('openapi.yaml', () => {
       await call(app, 'POST', classify, { status: 400, code: 'invalid_multipart' }, { payload, headers: { 'content-type': 'multipart/form-data' } });
     });
 
+    it('detects as documented, in JSON and as a picture', async () => {
+      const detect = '/v1/detect';
+      const { body } = await call(app, 'POST', `${detect}?minScore=0.4&classes=dog,cat`, { status: 200 }, { payload: photo('pets.jpg') });
+      expect((body as { detections: { label: string }[] }).detections.map((d) => d.label)).toContain('dog');
+      await call(app, 'POST', detect, { status: 200 }, multipartBody([imagePart(photo('pets.jpg'))]));
+      const { res } = await call(app, 'POST', `${detect}?format=image`, { status: 200 }, { payload: photo('pets.jpg') });
+      expect(res.headers['content-type']).toBe('image/png');
+      const jpeg = await call(app, 'POST', detect, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/jpeg' } });
+      expect(jpeg.res.headers['content-type']).toBe('image/jpeg');
+      for (const query of ['minScore=2', 'maxDetections=0', 'iouThreshold=-1', 'classes=unicorn', 'format=svg', 'topk=3']) {
+        await call(app, 'POST', `${detect}?${query}`, { status: 400, code: 'invalid_request' }, { payload: photo('pets.jpg') });
+      }
+      await call(app, 'POST', `${detect}?model=mobilenet_v2_1.0_224`, { status: 400, code: 'unknown_model' }, { payload: photo('pets.jpg') });
+      await call(app, 'POST', detect, { status: 415, code: 'unsupported_media_type' }, { payload: Buffer.concat([Buffer.from('BM'), Buffer.alloc(64)]) });
+      await call(app, 'POST', detect, { status: 422, code: 'invalid_image' }, { payload: photo('truncated.jpg') });
+    });
+
+    it('segments as documented: JSON with the mask, the mask alone, the overlay picture', async () => {
+      const segment = '/v1/segment';
+      const { body } = await call(app, 'POST', segment, { status: 200 }, { payload: photo('pets.jpg') });
+      const json = body as { legend: { label: string; pixels: number }[]; mask: { width: number; height: number; data: string }; multiplyAdds: number; outputStride: number; strategy: string };
+      expect(json.legend.map((l) => l.label)).toContain('dog');
+      expect([json.mask.width, json.mask.height]).toEqual([512, 430]);
+      expect([json.outputStride, json.strategy]).toEqual([8, 'single']);
+      const { res: mask } = await call(app, 'POST', `${segment}?format=mask`, { status: 200 }, multipartBody([imagePart(photo('pets.jpg'))]));
+      expect(mask.headers['content-type']).toBe('image/png');
+      expect(mask.rawPayload.equals(Buffer.from(json.mask.data, 'base64'))).toBe(true);
+      const { res: overlay } = await call(app, 'POST', segment, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/png' } });
+      expect(overlay.headers['content-type']).toBe('image/png');
+      expect(overlay.rawPayload.equals(mask.rawPayload)).toBe(false);
+      // An explicit format=json wins over the Accept header.
+      await call(app, 'POST', `${segment}?format=json`, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/png' } });
+      const { body: coarse } = await call(app, 'POST', `${segment}?outputStride=16`, { status: 200 }, { payload: photo('pets.jpg') });
+      expect((coarse as typeof json).multiplyAdds).toBeLessThan(json.multiplyAdds);
+      for (const query of ['outputStride=12', 'outputStride=abc', 'strategy=best', 'format=svg', 'topk=3']) {
+        await call(app, 'POST', `${segment}?${query}`, { status: 400, code: 'invalid_request' }, { payload: photo('pets.jpg') });
+      }
+      await call(app, 'POST', `${segment}?model=mobilenet_v2_1.0_224`, { status: 400, code: 'unknown_model' }, { payload: photo('pets.jpg') });
+      await call(app, 'POST', segment, { status: 400, code: 'empty_body' }, { payload: Buffer.alloc(0), headers: { 'content-type': 'image/png' } });
+      await call(app, 'POST', segment, { status: 400, code: 'invalid_multipart' }, multipartBody([imagePart(photo('pets.jpg'), 'file')]));
+      await call(app, 'POST', segment, { status: 415, code: 'unsupported_media_type' }, { payload: 'not an image', headers: { 'content-type': 'text/plain' } });
+      await call(app, 'POST', segment, { status: 422, code: 'invalid_image' }, { payload: photo('truncated.jpg') });
+    });
+
     it('answers the GET routes as documented', async () => {
       const { body: models } = await call(app, 'GET', '/v1/models', { status: 200 });
       const list = (models as { models: { name: string; multiplyAdds: number }[] }).models;
-      expect(list.map((m) => m.name)).toEqual(['mobilenet_v2_1.0_224']);
+      expect(list.map((m) => m.name)).toEqual(['mobilenet_v2_1.0_224', 'ssdlite_mobilenet_v2_coco', 'deeplabv3_mobilenet_v2_0.5_257']);
       if (classifyBody) expect(classifyBody.multiplyAdds).toBe(list[0]!.multiplyAdds);
       await call(app, 'GET', '/healthz', { status: 200 });
       await call(app, 'GET', '/readyz', { status: 200 });
@@ -689,7 +747,7 @@ describe('openapi.yaml', () => {
     });
 
     it('exercised a documented response of every operation', () => {
-      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404']) {
+      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'detect 200', 'detect 400', 'detect 415', 'detect 422', 'segment 200', 'segment 400', 'segment 415', 'segment 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404']) {
         expect(exercised, id).toContain(id);
       }
     });

@@ -1,7 +1,10 @@
-// Each graph op through the ONNX engine against a plain reference written here.
-import { describe, expect, it } from 'vitest';
-import { loadEngine } from '../src/engine/engine.js';
+// Each graph op through every engine against a plain reference written here.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENGINE_NAMES, loadEngine, type EngineName } from '../src/engine/engine.js';
 import { GraphBuilder, type ResizeBilinearOp } from '../src/model/graph.js';
+
+/** The engine under test: each describe block below sets it before its tests run. */
+let engineName: EngineName = 'onnx';
 
 /** Runs a one-input graph on a [c, h, w] array given in CHW order; returns the first output. */
 async function run(build: (g: GraphBuilder, x: string) => string, chw: number[][][]): Promise<Float32Array> {
@@ -9,7 +12,7 @@ async function run(build: (g: GraphBuilder, x: string) => string, chw: number[][
   const g = new GraphBuilder('ops');
   const x = g.input('x', [c, h, w]);
   const graph = g.build([build(g, x)]);
-  const engine = await loadEngine('onnx', graph, new Map(), { threads: 1 });
+  const engine = await loadEngine(engineName, graph, new Map(), { threads: 1, tfjsBackend: 'wasm' });
   const nhwc = new Float32Array(c * h * w);
   chw.forEach((plane, ci) => plane.forEach((row, y) => row.forEach((v, xi) => (nhwc[(y * w + xi) * c + ci] = v))));
   try {
@@ -45,7 +48,11 @@ function bilinearReference(plane: number[][], outH: number, outW: number, mode: 
   return out;
 }
 
-describe('graph ops on the ONNX engine', () => {
+describe.each(ENGINE_NAMES)('graph ops on the %s engine', (name) => {
+  beforeAll(() => {
+    engineName = name;
+  });
+
   it('sigmoid', async () => {
     const out = await run((g, x) => g.sigmoid('s', x), [[[-2, 0, 3]]]);
     expect([...out].map((v) => +v.toFixed(6))).toEqual([-2, 0, 3].map((v) => +(1 / (1 + Math.exp(-v))).toFixed(6)));

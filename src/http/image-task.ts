@@ -1,13 +1,13 @@
-// The shared path of every image route: resolve the model, read and decode the image, queue it
-// for a worker (cancelled if the client leaves), and count what it cost.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+// The shared path of every image route: resolve the model, refuse at once if the queue is full,
+// read and decode the image, queue it for a worker, and count what it cost. Every wait watches
+// the request's lifetime signal (deadline, client disconnect), so abandoned work is dropped.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ModelInfo, Task } from '../catalog/catalog.js';
 import type { OutputOf, TaskRequest } from '../postprocess/index.js';
 import { decodeImage, type DecodedImage } from '../preprocess/decode.js';
 import { ApiError } from './errors.js';
 import { readImageBody } from './image-body.js';
-
-const MIN_IMAGE_SIDE = 1;
+import { RequestLifetime, untilAborted } from './lifetime.js';
 
 export interface ImageTaskResult<R extends TaskRequest> {
   model: ModelInfo;
@@ -15,6 +15,8 @@ export interface ImageTaskResult<R extends TaskRequest> {
   /** The request's bytes, for routes that draw on the original photo. */
   bytes: Buffer;
   output: OutputOf<R>;
+  /** Of this request's settings; the same number the metrics count. */
+  multiplyAdds: number;
   timings: { decodeMs: number; queueMs: number; inferenceMs: number; totalMs: number };
 }
 
@@ -28,26 +30,43 @@ export function findModel(app: FastifyInstance, task: Task, name: string | undef
   return model;
 }
 
+/** A model's multiply-adds for one image, under the settings the request chose. */
+export function multiplyAddsOf(model: ModelInfo, taskRequest: TaskRequest): number {
+  if (taskRequest.task === 'segmentation' && model.segmentation) {
+    return model.segmentation.multiplyAdds[`${taskRequest.outputStride}/${taskRequest.strategy}`];
+  }
+  return model.multiplyAdds;
+}
+
 export async function runImageTask<R extends TaskRequest>(
   app: FastifyInstance,
   request: FastifyRequest,
-  reply: FastifyReply,
   modelName: string | undefined,
   taskRequest: R,
 ): Promise<ImageTaskResult<R>> {
   const started = performance.now();
+  const { metrics, config, pool } = app;
+  // Installed for every request by app.ts; the fallback only serves an app built without it.
+  const lifetime = request.lifetime ?? new RequestLifetime(config.requestTimeoutMs);
+  const { signal } = lifetime;
   const model = findModel(app, taskRequest.task, modelName);
-  const bytes = await readImageBody(request);
-  const image = await decodeImage(bytes, model.resolution, { maxPixels: app.config.maxImagePixels, minSide: MIN_IMAGE_SIDE });
+  // Overload is refused before the body is read or decoded: that work would be thrown away.
+  pool.checkCapacity();
+  const bytes = await readImageBody(request, signal);
+  lifetime.stage = 'decode';
+  // sharp cannot be interrupted; on abort the decode finishes in the background, unused.
+  const limits = { maxPixels: config.maxImagePixels, minSide: config.minImageSide };
+  const image = await untilAborted(decodeImage(bytes, model.resolution, limits), signal);
   const decoded = performance.now();
 
-  // A client that goes away before its turn should not cost a worker anything.
-  const cancel = new AbortController();
-  reply.raw.once('close', () => cancel.abort());
-  const { output, queueMs, inferenceMs } = await app.pool.run({ model: model.name, pixels: image.pixels, request: taskRequest }, cancel.signal);
+  lifetime.stage = 'queue';
+  const { output, queueMs, inferenceMs } = await pool.run(
+    { model: model.name, pixels: image.pixels, request: taskRequest },
+    { signal, onStart: () => (lifetime.stage = 'inference') },
+  );
 
-  const { metrics, config } = app;
-  metrics.multiplyAdds.inc({ model: model.name, task: model.task }, model.multiplyAdds);
+  const multiplyAdds = multiplyAddsOf(model, taskRequest);
+  metrics.multiplyAdds.inc({ model: model.name, task: model.task }, multiplyAdds);
   metrics.images.inc({ model: model.name, task: model.task });
   metrics.inferenceDuration.observe({ model: model.name, engine: config.engine }, inferenceMs / 1000);
   metrics.queueWait.observe(queueMs / 1000);
@@ -56,6 +75,17 @@ export async function runImageTask<R extends TaskRequest>(
     image,
     bytes,
     output,
+    multiplyAdds,
     timings: { decodeMs: decoded - started, queueMs, inferenceMs, totalMs: performance.now() - started },
+  };
+}
+
+/** What every image route reports beside its own answer: the model that ran, its cost, the image as read, the timings. */
+export function commonReport({ model, multiplyAdds, image, timings }: Pick<ImageTaskResult<TaskRequest>, 'model' | 'multiplyAdds' | 'image' | 'timings'>) {
+  return {
+    model: { name: model.name, task: model.task, alpha: model.alpha, resolution: model.resolution, engine: model.engine, split: model.split },
+    multiplyAdds,
+    image: { format: image.format, width: image.width, height: image.height },
+    timings,
   };
 }

@@ -16,12 +16,14 @@ export const errorSchema = {
 
 export const modelSummarySchema = {
   type: 'object',
-  required: ['name', 'task', 'alpha', 'resolution'],
+  required: ['name', 'task', 'alpha', 'resolution', 'engine', 'split'],
   properties: {
     name: { type: 'string' },
     task: { type: 'string' },
     alpha: { type: 'number' },
     resolution: { type: 'integer' },
+    engine: { type: 'string' },
+    split: { type: 'integer' },
   },
 } as const;
 
@@ -42,6 +44,15 @@ export const timingsSchema = {
     totalMs: { type: 'number' },
   },
 } as const;
+
+/** The 200 body of an image route: its own fields, then what commonReport (image-task.ts) adds. */
+export function imageTaskResponse<P extends Record<string, object>>(own: P) {
+  return {
+    type: 'object',
+    required: [...Object.keys(own), 'model', 'multiplyAdds', 'image', 'timings'],
+    properties: { ...own, model: modelSummarySchema, multiplyAdds: { type: 'integer' }, image: imageSchema, timings: timingsSchema },
+  } as const;
+}
 
 /** Error responses every image route can give, by status code. */
 export const imageRouteErrors = Object.fromEntries(

@@ -34,9 +34,9 @@ export interface MobileNetV2Config {
   classes?: number;
 }
 
-/** Rounds channels to a multiple of `divisor`, never going more than 10% below `value`. */
-export function makeDivisible(value: number, divisor = 8): number {
-  const rounded = Math.max(divisor, Math.floor((value + divisor / 2) / divisor) * divisor);
+/** Rounds channels to a multiple of `divisor` (at least `min`), never going more than 10% below `value`. */
+export function makeDivisible(value: number, divisor = 8, min = divisor): number {
+  const rounded = Math.max(min, Math.floor((value + divisor / 2) / divisor) * divisor);
   return rounded < 0.9 * value ? rounded + divisor : rounded;
 }
 
@@ -62,18 +62,58 @@ export function blockPrefix(id: number): string {
 /** Names of the nodes that end the backbone, for heads that attach to it. */
 export const BACKBONE_OUTPUT = 'out_relu';
 
+/** Input side / feature map side at the end of the backbone. 32 is the paper's (and the classifier's) network. */
+export const OUTPUT_STRIDES = [8, 16, 32] as const;
+export type OutputStride = (typeof OUTPUT_STRIDES)[number];
+
+export interface BackboneOptions {
+  /**
+   * Once the layers so far have reduced the input by this factor, later strides become 1 and the
+   * depthwise convolutions dilate instead (atrous), with a rate multiplied by each stride skipped,
+   * so the feature map keeps its resolution while every receptive field stays the same.
+   */
+  outputStride?: OutputStride;
+  /** Whether to end with the 1x1 conv to 1280 channels; without it the last bottleneck (320 x alpha channels) ends the backbone. */
+  lastConv?: boolean;
+  /**
+   * Layer widths are width x the paper's, rounded to a multiple of this (at least 8). 8 is Keras'
+   * and the classifiers'; DeepLab's checkpoints below width 1.0 use 1 (24 x 0.5 stays 12).
+   */
+  channelDivisor?: number;
+}
+
 /** Adds the MobileNetV2 feature extractor (everything before pooling) and returns its last node. */
-export function addBackbone(g: GraphBuilder, input: string, alpha: number): string {
+export function addBackbone(g: GraphBuilder, input: string, alpha: number, options: BackboneOptions = {}): string {
+  const { outputStride = 32, lastConv = true, channelDivisor = 8 } = options;
+  const width = (channels: number) => makeDivisible(channels * alpha, channelDivisor, 8);
+  if (!(OUTPUT_STRIDES as readonly number[]).includes(outputStride)) {
+    throw new RangeError(`output stride ${outputStride} is not one of ${OUTPUT_STRIDES.join(', ')}`);
+  }
+  // TF-slim's rule (mobilenet.py), which DeepLab's checkpoints were trained with: the layer that
+  // would pass the output stride runs at stride 1 with the current rate, and the rate grows by
+  // its stride for every later layer.
+  let reached = 1;
+  let rate = 1;
+  const atrous = (stride: number) => {
+    if (reached < outputStride) {
+      reached *= stride;
+      return { stride, dilation: 1 };
+    }
+    const dilation = rate;
+    rate *= stride;
+    return { stride: 1, dilation };
+  };
   let x = g.conv2d('Conv1', input, {
-    out: makeDivisible(FIRST_CONV_CHANNELS * alpha), kernel: 3, stride: 2, activation: 'relu6',
+    out: width(FIRST_CONV_CHANNELS), kernel: 3, ...atrous(2), activation: 'relu6',
   });
   let id = 0;
   for (const { t, c, n, s } of BOTTLENECK_ROWS) {
-    const out = makeDivisible(c * alpha);
+    const out = width(c);
     for (let i = 0; i < n; i++, id++) {
-      x = addInvertedResidual(g, blockPrefix(id), x, { expansion: t, out, stride: i === 0 ? s : 1 });
+      x = addInvertedResidual(g, blockPrefix(id), x, { expansion: t, out, ...atrous(i === 0 ? s : 1) });
     }
   }
+  if (!lastConv) return x;
   const last = alpha > 1 ? makeDivisible(LAST_CONV_CHANNELS * alpha) : LAST_CONV_CHANNELS;
   return g.conv2d(BACKBONE_OUTPUT, x, { out: last, activation: 'relu6' });
 }
@@ -82,15 +122,16 @@ function addInvertedResidual(
   g: GraphBuilder,
   prefix: string,
   input: string,
-  { expansion, out, stride }: { expansion: number; out: number; stride: number },
+  { expansion, out, stride, dilation }: { expansion: number; out: number; stride: number; dilation: number },
 ): string {
   const [inChannels] = g.shapeOf(input) as [number];
-  const hidden = inChannels * expansion;
+  // A multiple of 8 already whenever the widths are; TF-slim rounds it for narrower ones.
+  const hidden = makeDivisible(inChannels * expansion);
   const expanded = expansion === 1
     ? input
     : g.conv2d(`${prefix}_expand`, input, { out: hidden, activation: 'relu6' });
   const depthwise = g.conv2d(`${prefix}_depthwise`, expanded, {
-    out: hidden, kernel: 3, stride, groups: 'depthwise', activation: 'relu6',
+    out: hidden, kernel: 3, stride, dilation, groups: 'depthwise', activation: 'relu6',
   });
   // Linear bottleneck: no activation after the projection.
   const projected = g.conv2d(`${prefix}_project`, depthwise, { out });

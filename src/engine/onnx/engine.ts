@@ -19,6 +19,8 @@ export class OnnxEngine implements Engine {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      enableCpuMemArena: options.keepActivationMemory ?? true,
+      enableMemPattern: options.keepActivationMemory ?? true,
     });
     const [c, h, w] = graph.nodes.find((n) => n.name === graph.inputs[0])!.shape as [number, number, number];
     return new OnnxEngine(session, onnxInputName(graph.inputs[0]!), [h, w, c]);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { runImageTask } from '../image-task.js';
-import { imageRouteErrors, imageSchema, modelSummarySchema, timingsSchema } from '../schemas.js';
+import { commonReport, runImageTask } from '../image-task.js';
+import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
 
 interface ClassifyQuery {
   topk: number;
@@ -19,38 +19,28 @@ export async function classifyRoute(app: FastifyInstance): Promise<void> {
         },
       },
       response: {
-        200: {
-          type: 'object',
-          required: ['predictions', 'model', 'multiplyAdds', 'image', 'timings'],
-          properties: {
-            predictions: {
-              type: 'array',
-              items: {
-                type: 'object',
-                required: ['label', 'index', 'score'],
-                properties: { label: { type: 'string' }, index: { type: 'integer' }, score: { type: 'number' } },
-              },
+        200: imageTaskResponse({
+          predictions: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['label', 'index', 'score'],
+              properties: { label: { type: 'string' }, index: { type: 'integer' }, score: { type: 'number' } },
             },
-            model: modelSummarySchema,
-            multiplyAdds: { type: 'integer' },
-            image: imageSchema,
-            timings: timingsSchema,
           },
-        },
+        }),
         ...imageRouteErrors,
       },
     },
-  }, async (request, reply) => {
-    const { model, image, output, timings } = await runImageTask(app, request, reply, request.query.model, {
+  }, async (request) => {
+    const result = await runImageTask(app, request, request.query.model, {
       task: 'classification',
       topk: request.query.topk,
     });
+    const { labels } = result.model;
     return {
-      predictions: output.classes.map(({ index, score }) => ({ label: model.labels[index]!, index, score })),
-      model: { name: model.name, task: model.task, alpha: model.alpha, resolution: model.resolution },
-      multiplyAdds: model.multiplyAdds,
-      image: { format: image.format, width: image.width, height: image.height },
-      timings,
+      predictions: result.output.classes.map(({ index, score }) => ({ label: labels[index]!, index, score })),
+      ...commonReport(result),
     };
   });
 }

@@ -11,7 +11,10 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
   app.get('/healthz', { schema: { response: { 200: statusSchema } } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { response: { 200: statusSchema, 503: errorSchema } } }, async () => {
-    if (!pool.ready) throw new ApiError('not_ready', 'models are still loading or the service is shutting down');
+    // Saturation does not make the service unready: see README, Reliability. A full queue is
+    // refused per request with 503 queue_full and Retry-After instead.
+    if (app.draining) throw new ApiError('not_ready', 'the service is shutting down');
+    if (!pool.ready) throw new ApiError('not_ready', 'no inference worker is ready (models loading, or every worker restarting)');
     return { status: 'ready' };
   });
 
@@ -27,7 +30,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'task', 'description', 'alpha', 'resolution', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes'],
+                required: ['name', 'task', 'description', 'alpha', 'resolution', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'split'],
                 properties: {
                   name: { type: 'string' },
                   task: { type: 'string' },
@@ -39,6 +42,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
                   params: { type: 'integer' },
                   multiplyAdds: { type: 'integer' },
                   peakActivationBytes: { type: 'integer' },
+                  split: { type: 'integer', minimum: 1 },
                 },
               },
             },
@@ -53,6 +57,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/metrics', async (_request, reply) => {
     metrics.queueDepth.set(pool.queueDepth);
+    metrics.workersReady.set(pool.readyWorkers);
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });

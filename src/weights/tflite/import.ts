@@ -29,27 +29,37 @@ export function importTfliteWeights(graph: Graph, file: Uint8Array): ImportedWei
     );
   }
   const weights = new Map<string, Float32Array>();
-  convNodes.forEach((node, i) => {
-    const op = convOps[i]!;
-    checkGeometry(node, op, model);
-    const [filter, bias] = [op.inputs[1], op.inputs[2]].map((t) => (t === undefined || t < 0 ? undefined : model.tensors[t]));
-    if (!filter || !bias) throw new WeightImportError(`layer ${node.name}: operator ${op.index} lacks a filter or bias tensor`);
-    weights.set(node.weight.name, filterToOIHW(node, filter, op.builtinCode === BuiltinOp.DEPTHWISE_CONV_2D));
-    weights.set(node.bias.name, checked(node.bias.shape, bias, node.name));
-  });
+  convNodes.forEach((node, i) => importConv(node, convOps[i]!, model, weights));
   return { weights, input: inputQuantization(model) };
 }
 
-function inputQuantization(model: TfliteModel): InputQuantization {
+/**
+ * Checks one TFLite convolution against a graph node (geometry, filter and bias shapes) and
+ * stores its filter (as OIHW) and bias, dequantized, under the node's parameter names.
+ */
+export function importConv(node: Node<Conv2dOp>, op: TfliteOperator, model: TfliteModel, weights: Map<string, Float32Array>): void {
+  checkGeometry(node, op, model);
+  const [filter, bias] = [op.inputs[1], op.inputs[2]].map((t) => (t === undefined || t < 0 ? undefined : model.tensors[t]));
+  if (!filter || !bias) throw new WeightImportError(`layer ${node.name}: operator ${op.index} lacks a filter or bias tensor`);
+  weights.set(node.weight.name, filterToOIHW(node, filter, op.builtinCode === BuiltinOp.DEPTHWISE_CONV_2D));
+  weights.set(node.bias.name, checked(node.bias.shape, bias, node.name));
+}
+
+/**
+ * How the file's input expects pixels: a uint8 input says it with its quantization; a float32
+ * input says nothing in the tensor, so the caller names the normalization its publisher documents.
+ */
+export function inputQuantization(model: TfliteModel, floatInput?: InputQuantization): InputQuantization {
   const input = model.tensors[model.inputs[0]!]!;
   const q = input.quantization;
+  if (input.type === 'float32' && floatInput) return floatInput;
   if (input.type !== 'uint8' || !q) {
-    throw new WeightImportError(`input tensor ${input.name} is ${input.type}; only uint8 quantized inputs are supported`);
+    throw new WeightImportError(`input tensor ${input.name} is ${input.type}; only uint8 quantized inputs${floatInput ? ' and float32' : ''} are supported`);
   }
   return { scale: q.scale[0]!, zeroPoint: Number(q.zeroPoint[0] ?? 0n) };
 }
 
-function describe(t: TfliteTensor): string {
+export function describe(t: TfliteTensor): string {
   return `tensor ${t.index} '${t.name.split(';')[0]}' ${JSON.stringify(t.shape)}`;
 }
 

@@ -40,6 +40,22 @@ export interface ConvOptions {
   activation: 'none' | 'relu' | 'relu6' | 'other';
 }
 
+/** RESIZE_BILINEAR's coordinate flags (ResizeBilinearOptions). */
+export interface ResizeOptions {
+  alignCorners: boolean;
+  halfPixelCenters: boolean;
+}
+
+/** AVERAGE_POOL_2D / MAX_POOL_2D (Pool2DOptions). */
+export interface PoolOptions {
+  padding: 'same' | 'valid';
+  strideH: number;
+  strideW: number;
+  filterH: number;
+  filterW: number;
+  activation: ConvOptions['activation'];
+}
+
 export interface TfliteOperator {
   index: number;
   builtinCode: number;
@@ -47,6 +63,12 @@ export interface TfliteOperator {
   outputs: number[];
   /** Present for CONV_2D and DEPTHWISE_CONV_2D. */
   conv?: ConvOptions;
+  /** Present for RESIZE_BILINEAR; absent options mean both flags false. */
+  resize?: ResizeOptions;
+  /** Present for AVERAGE_POOL_2D. */
+  pool?: PoolOptions;
+  /** Present for CONCATENATION: the axis in TFLite's NHWC order. */
+  concatAxis?: number;
 }
 
 export interface TfliteModel {
@@ -135,6 +157,17 @@ function convOptions(options: Table, depthwise: boolean): ConvOptions {
   };
 }
 
+function poolOptions(options: Table): PoolOptions {
+  return {
+    padding: options.int8(0) === 0 ? 'same' : 'valid',
+    strideW: options.int32(1),
+    strideH: options.int32(2),
+    filterW: options.int32(3),
+    filterH: options.int32(4),
+    activation: ACTIVATIONS[options.int8(5)] ?? 'other',
+  };
+}
+
 /** Parses a .tflite file's first subgraph. Buffer data is referenced, not copied. */
 export function readTflite(file: Uint8Array): TfliteModel {
   if (file.length < 8 || String.fromCharCode(...file.subarray(4, 8)) !== 'TFL3') {
@@ -173,6 +206,12 @@ export function readTflite(file: Uint8Array): TfliteModel {
       inputs: op.int32s(1),
       outputs: op.int32s(2),
       conv: isConv && options ? convOptions(options, builtinCode === BuiltinOp.DEPTHWISE_CONV_2D) : undefined,
+      // ResizeBilinearOptions: new_height, new_width (deprecated), align_corners, half_pixel_centers.
+      resize: builtinCode === BuiltinOp.RESIZE_BILINEAR
+        ? { alignCorners: options?.int8(2) === 1, halfPixelCenters: options?.int8(3) === 1 }
+        : undefined,
+      pool: builtinCode === BuiltinOp.AVERAGE_POOL_2D && options ? poolOptions(options) : undefined,
+      concatAxis: builtinCode === BuiltinOp.CONCATENATION ? (options?.int32(0) ?? 0) : undefined,
     };
   });
 
