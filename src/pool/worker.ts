@@ -3,20 +3,18 @@
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { findEntry } from '../catalog/catalog.js';
-import { loadEngine, type Engine, type EngineOptions } from '../engine/engine.js';
+import { loadEngine, type EngineOptions } from '../engine/engine.js';
 import { modelRuns, type ModelRuns } from '../engine/variants.js';
 import type { Graph, Weights } from '../model/graph.js';
 import { splitGraph, splitWeights } from '../model/split.js';
 import { runTask } from '../postprocess/index.js';
 import type { InputQuantization } from '../weights/tflite/import.js';
+import { normalize } from '../preprocess/normalize.js';
 import { actOut } from './faults.js';
 import type { FromWorker, InferTask, ToWorker, WorkerConfig } from './messages.js';
-import { normalize } from '../preprocess/normalize.js';
 
 interface LoadedModel {
-  engine: Engine;
   input: InputQuantization;
-  graph: Graph;
   runs: ModelRuns;
 }
 
@@ -36,7 +34,7 @@ async function loadModel(name: string, config: WorkerConfig): Promise<LoadedMode
   await engine.run({ data: new Float32Array(entry.resolution * entry.resolution * 3), batch: 1 });
   // Graphs for other settings (segmentation) run now and then: their memory is not kept between runs.
   const runs = modelRuns(graph, engine, entry.segmentation, weights, (g, w) => load(g, w, { threads: config.threads, keepActivationMemory: false }));
-  return { engine, input, graph, runs };
+  return { input, runs };
 }
 
 async function infer(models: Map<string, LoadedModel>, task: InferTask) {
