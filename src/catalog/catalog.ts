@@ -144,13 +144,7 @@ export function findEntry(name: string): CatalogEntry {
 }
 
 /** What the HTTP side knows about a loaded model, without its weights. */
-export interface ModelInfo {
-  name: string;
-  task: Task;
-  description: string;
-  alpha: number;
-  resolution: number;
-  weights: string;
+export interface ModelInfo extends Pick<CatalogEntry, 'name' | 'task' | 'description' | 'alpha' | 'resolution' | 'weights'> {
   params: number;
   multiplyAdds: number;
   /** Under the schedule the engine runs: with `split` > 1, the memory-efficient one. */
