@@ -74,7 +74,7 @@ describe.skipIf(tools.skip)('the demo page and the API docs in Chromium', () => 
 
   async function runTask(task: string): Promise<{ results: string[]; macs: string; latency: string; server: string }> {
     await page.check(`input[name=task][value=${task}]`);
-    await page.waitForFunction((t) => document.querySelector<HTMLSelectElement>('#model')!.options.length > 0 && !document.querySelector<HTMLButtonElement>('#run')!.disabled, task);
+    await page.waitForFunction(() => document.querySelector<HTMLSelectElement>('#model')!.options.length > 0 && !document.querySelector<HTMLButtonElement>('#run')!.disabled);
     await page.evaluate(() => delete document.body.dataset.done);
     await page.click('#run');
     await page.waitForFunction((t) => document.body.dataset.done === t || document.querySelector('#status')!.classList.contains('error'), task, { timeout: 30_000 });
