@@ -47,9 +47,9 @@ interface Built {
   outputs: readonly string[];
 }
 
-export const variantKey = ({ outputStride, scale, output }: DeepLabVariant): string => `os${outputStride}/x${scale}/${output}`;
+const variantKey = ({ outputStride, scale, output }: DeepLabVariant): string => `os${outputStride}/x${scale}/${output}`;
 
-export class VariantEngines {
+class VariantEngines {
   private readonly built = new Map<string, Promise<Built>>();
 
   constructor(
@@ -60,10 +60,6 @@ export class VariantEngines {
     own?: { variant: DeepLabVariant; engine: Engine; graph: Graph },
   ) {
     if (own) this.built.set(variantKey(own.variant), Promise.resolve({ engine: own.engine, outputs: own.graph.outputs }));
-  }
-
-  get size(): number {
-    return this.built.size;
   }
 
   async run(variant: DeepLabVariant, data: Float32Array): Promise<Float32Array[]> {

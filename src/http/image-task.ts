@@ -1,4 +1,4 @@
-// The shared path of every image route: resolve the model, refuse at once if the queue is full,
+// The shared path of every image route: find the model (findModel), refuse at once if the queue is full,
 // read and decode the image, queue it for a worker, and count what it cost. Every wait watches
 // the request's lifetime signal (deadline, client disconnect), so abandoned work is dropped.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -41,7 +41,8 @@ export function multiplyAddsOf(model: ModelInfo, taskRequest: TaskRequest): numb
 export async function runImageTask<R extends TaskRequest>(
   app: FastifyInstance,
   request: FastifyRequest,
-  modelName: string | undefined,
+  /** From findModel, which the route calls first so that its own checks can use the model. */
+  model: ModelInfo,
   taskRequest: R,
 ): Promise<ImageTaskResult<R>> {
   const started = performance.now();
@@ -49,7 +50,6 @@ export async function runImageTask<R extends TaskRequest>(
   // Installed for every request by app.ts; the fallback only serves an app built without it.
   const lifetime = request.lifetime ?? new RequestLifetime(config.requestTimeoutMs);
   const { signal } = lifetime;
-  const model = findModel(app, taskRequest.task, modelName);
   // Overload is refused before the body is read or decoded: that work would be thrown away.
   pool.checkCapacity();
   const bytes = await readImageBody(request, signal);

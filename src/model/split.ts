@@ -42,7 +42,8 @@ export function splittableBlocks(graph: Graph): SplittableBlock[] {
     const depthwise = onlyReader(expand.name);
     if (!isConv(depthwise) || depthwise.groups !== expand.shape[0] || depthwise.groups !== depthwise.shape[0]) continue;
     const project = onlyReader(depthwise.name);
-    if (!isConv(project) || !isFull(project) || project.activation !== 'none') continue;
+    // A 1x1 projection: its weight's columns are the expanded channels the slices divide.
+    if (!isConv(project) || !isFull(project) || project.kernel !== 1 || project.activation !== 'none') continue;
     blocks.push({ expand, depthwise, project, hidden: expand.shape[0]! });
   }
   return blocks;

@@ -74,18 +74,23 @@ export function classColour(classId: number): [number, number, number] {
 
 const OVERLAY_ALPHA = 150;
 
+/** RGBA of every class id as one 32-bit word, built once; background (0) is transparent. */
+const OVERLAY_PALETTE = (() => {
+  const palette = new Uint32Array(256);
+  const bytes = new Uint8Array(palette.buffer);
+  for (let id = 1; id < 256; id++) bytes.set([...classColour(id), OVERLAY_ALPHA], id * 4);
+  return palette;
+})();
+
 /**
  * The photo (EXIF orientation applied) under its classes in PASCAL VOC's colours, half
  * transparent; background stays clear. The overlay is drawn at the model's resolution and
  * scaled by sharp, so the main thread only touches side x side pixels.
  */
 export async function overlayImage(photo: Uint8Array, width: number, height: number, map: Uint8Array, side: number) {
-  const palette = new Uint32Array(256);
-  const bytes = new Uint8Array(palette.buffer);
-  for (let id = 1; id < 256; id++) bytes.set([...classColour(id), OVERLAY_ALPHA], id * 4);
   // One 4-byte write per pixel; background (0) stays transparent black.
   const rgba = new Uint32Array(side * side);
-  for (let i = 0; i < rgba.length; i++) rgba[i] = palette[map[i]!]!;
+  for (let i = 0; i < rgba.length; i++) rgba[i] = OVERLAY_PALETTE[map[i]!]!;
   const overlay = await sharp(new Uint8Array(rgba.buffer), { raw: { width: side, height: side, channels: 4 } })
     .resize(width, height, { kernel: 'nearest', fit: 'fill' })
     .png()

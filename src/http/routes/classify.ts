@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { commonReport, runImageTask } from '../image-task.js';
+import { commonReport, findModel, runImageTask } from '../image-task.js';
 import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
 
 interface ClassifyQuery {
@@ -33,11 +33,12 @@ export async function classifyRoute(app: FastifyInstance): Promise<void> {
       },
     },
   }, async (request) => {
-    const result = await runImageTask(app, request, request.query.model, {
+    const model = findModel(app, 'classification', request.query.model);
+    const result = await runImageTask(app, request, model, {
       task: 'classification',
       topk: request.query.topk,
     });
-    const { labels } = result.model;
+    const { labels } = model;
     return {
       predictions: result.output.classes.map(({ index, score }) => ({ label: labels[index]!, index, score })),
       ...commonReport(result),

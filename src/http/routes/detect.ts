@@ -64,7 +64,7 @@ export async function detectRoute(app: FastifyInstance): Promise<void> {
       if (index < 0) throw new ApiError('invalid_request', `classes: unknown class name '${name.trim()}'; see the model's labels`);
       return index + 1;
     });
-    const result = await runImageTask(app, request, model.name, {
+    const result = await runImageTask(app, request, model, {
       task: 'detection',
       minScore: query.minScore,
       maxDetections: query.maxDetections,

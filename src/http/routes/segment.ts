@@ -62,7 +62,7 @@ export async function segmentRoute(app: FastifyInstance): Promise<void> {
     const model = findModel(app, 'segmentation', query.model);
     // Any output stride runs with any weights (only the dilations change); the file's own is the default.
     const outputStride = query.outputStride ?? model.segmentation!.outputStride;
-    const result = await runImageTask(app, request, model.name, {
+    const result = await runImageTask(app, request, model, {
       task: 'segmentation',
       outputStride,
       strategy: query.strategy,
