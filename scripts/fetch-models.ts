@@ -35,7 +35,8 @@ async function main(): Promise<number> {
   const manifest = await loadManifest(resolve(projectRoot, 'models', 'manifest.json'));
 
   console.log(`fetch-models: into ${destDir} from ${mirrorDir ? `mirror ${mirrorDir}` : 'official sources'}`);
-  const line = (r: InstallResult) => console.log(`  ${r.action.padEnd(10)} ${r.path} (${formatSize(r.size)})`);
+  const line = (r: InstallResult) =>
+    console.log(`  ${r.action.padEnd(10)} ${r.path} (${r.action === 'skipped' ? 'only in a mirror: set MODEL_MIRROR' : formatSize(r.size)})`);
   try {
     await installModels(manifest, {
       destDir,

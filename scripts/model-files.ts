@@ -25,7 +25,15 @@ export interface NpmSource {
   pathInPackage: string;
 }
 
-export type ModelSource = UrlSource | NpmSource;
+/**
+ * A file with no public download of its own (made here, or taken out of a package by a
+ * transformation): only a mirror has it. `mirrorOnly` says where it came from.
+ */
+export interface MirrorOnlySource {
+  mirrorOnly: string;
+}
+
+export type ModelSource = UrlSource | NpmSource | MirrorOnlySource;
 
 export interface ModelEntry {
   /** Relative, `/`-separated; the same layout in the mirror and the destination. */
@@ -46,7 +54,8 @@ export interface ModelManifest {
   files: ModelEntry[];
 }
 
-export type InstallAction = 'up to date' | 'copied' | 'fetched';
+/** 'skipped': a mirror-only file while installing from official sources. */
+export type InstallAction = 'up to date' | 'copied' | 'fetched' | 'skipped';
 
 export interface InstallResult {
   path: string;
@@ -86,6 +95,10 @@ export class ModelInstallError extends Error {
 
 export function isNpmSource(source: ModelSource): source is NpmSource {
   return 'npmPackage' in source;
+}
+
+export function isMirrorOnly(source: ModelSource): source is MirrorOnlySource {
+  return 'mirrorOnly' in source;
 }
 
 // Paths come from a JSON file and end up joined onto the destination, so refuse
@@ -133,7 +146,7 @@ export function parseManifest(data: unknown): ModelManifest {
 
     const src = raw.source;
     let source: ModelSource;
-    if (isRecord(src) && typeof src.url === 'string' && src.npmPackage === undefined) {
+    if (isRecord(src) && typeof src.url === 'string' && src.npmPackage === undefined && src.mirrorOnly === undefined) {
       // Plain http would make the hash the only line of defence; keep transport secure too.
       if (!src.url.startsWith('https://')) throw new Error(`${at}: source.url must be https`);
       source = { url: src.url };
@@ -145,8 +158,10 @@ export function parseManifest(data: unknown): ModelManifest {
         npmPackage: src.npmPackage,
         pathInPackage: checkRelativePath(src.pathInPackage, `${at}.source.pathInPackage`),
       };
+    } else if (isRecord(src) && typeof src.mirrorOnly === 'string' && src.mirrorOnly !== '' && Object.keys(src).length === 1) {
+      source = { mirrorOnly: src.mirrorOnly };
     } else {
-      throw new Error(`${at}: source must be { url } or { npmPackage, pathInPackage }`);
+      throw new Error(`${at}: source must be { url }, { npmPackage, pathInPackage } or { mirrorOnly }`);
     }
 
     const entry: ModelEntry = { path, sha256: raw.sha256, size: raw.size, licence: raw.licence, source };
@@ -362,6 +377,7 @@ export async function installModels(
       return { stream: createReadStream(file), action: 'copied', origin: file };
     }
     const source = entry.source;
+    if (isMirrorOnly(source)) throw new Error(`${entry.path} is only in a mirror (${source.mirrorOnly})`);
     if (isNpmSource(source)) {
       const root = await packageRoot(source.npmPackage);
       const file = resolveInside(root, source.pathInPackage);
@@ -387,6 +403,11 @@ export async function installModels(
       try {
         if (await isUpToDate(dest, entry)) {
           results.push({ path: entry.path, action: 'up to date', size: entry.size });
+          options.onResult?.(results.at(-1)!);
+          continue;
+        }
+        if (options.mirrorDir === undefined && isMirrorOnly(entry.source)) {
+          results.push({ path: entry.path, action: 'skipped', size: 0 });
           options.onResult?.(results.at(-1)!);
           continue;
         }

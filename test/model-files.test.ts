@@ -257,6 +257,20 @@ describe('installModels from sources (stubbed, no network)', () => {
     );
     expect(await listFiles(dest)).toEqual(['ssd/LICENSE', 'ssd/model.json']);
   });
+
+  it('skips mirror-only entries, which no source has, and installs them from a mirror', async () => {
+    const manifest: ModelManifest = { description: 'mirror only', files: [entryFor('made/here.onnx', 'exported', { mirrorOnly: 'made by export.py' })] };
+    const dest = await tempDir();
+    const results = await installModels(manifest, { destDir: dest, fetchImpl: noFetch, npmPack: noPack });
+    expect(results).toEqual([{ path: 'made/here.onnx', action: 'skipped', size: 0 }]);
+    expect(await listFiles(dest)).toEqual([]);
+
+    const mirror = await tempDir();
+    await writeFiles(mirror, { 'made/here.onnx': 'exported' });
+    const copied = await installModels(manifest, { destDir: dest, mirrorDir: mirror, fetchImpl: noFetch, npmPack: noPack });
+    expect(copied.map((r) => r.action)).toEqual(['copied']);
+    expect(await readFile(join(dest, 'made/here.onnx'), 'utf8')).toBe('exported');
+  });
 });
 
 describe('parseManifest', () => {
@@ -273,6 +287,8 @@ describe('parseManifest', () => {
     ['a non-https url', { ...good, source: { url: 'http://x.invalid/a' } }, /https/],
     ['a source with both kinds', { ...good, source: { url: 'https://x', npmPackage: 'p@1' } }, /source must be/],
     ['a package path escaping the package', { ...good, source: { npmPackage: 'p@1', pathInPackage: 'a/../../b' } }, /must not contain/],
+    ['a mirror-only source that says nothing', { ...good, source: { mirrorOnly: '' } }, /source must be/],
+    ['a mirror-only source with a url', { ...good, source: { mirrorOnly: 'made here', url: 'https://x' } }, /source must be/],
     ['a dangling licenceFile', { ...good, licenceFile: 'LICENSE' }, /not in the manifest/],
   ])('rejects %s', (_name, entry, pattern) => {
     expect(() => parseManifest({ description: 'd', files: [entry] })).toThrow(pattern);
