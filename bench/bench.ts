@@ -16,15 +16,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../src/app.js';
-import { findEntry } from '../src/catalog/catalog.js';
+import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
 import { loadConfig } from '../src/config.js';
-import { loadEngine, type Engine } from '../src/engine/engine.js';
-import { decodeImage } from '../src/preprocess/decode.js';
+import { type Engine } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
+import { decodeImage } from '../src/decode/decode.js';
 import {
   coresText, cpuMark, ms, otherCores, progress, round, roundStats, runPhase, section, sleep, stats, table,
   type Phase, type Stats, type Timings,
 } from './lib.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { normalize } from '../src/worker/normalize.js';
 import { benchDetection } from './detection.js';
 import { benchSegmentation } from './segmentation.js';
 import { benchEngineComparison } from './engines.js';
@@ -120,10 +121,9 @@ interface EngineResult {
  * background noise on the shared machine falls on every thread count alike.
  */
 async function benchEngines(opts: Options, photo: Uint8Array, threadCounts: number[]): Promise<EngineResult[]> {
-  const entry = findEntry(MODEL);
-  const graph = entry.graph();
-  const { weights, input } = entry.importWeights(graph, join(ROOT, 'models/files', entry.weights));
-  const resolution = entry.resolution;
+  const { model, imported: { weights, input } } = buildWithWeights(findEntry(MODEL), join(ROOT, 'models/files'));
+  const { graph } = model;
+  const resolution = model.input.shape[1]!;
   const { pixels } = await decodeImage(photo, resolution, DECODE_LIMITS);
   const data = normalize(pixels, input);
 
@@ -169,7 +169,7 @@ interface DecodeResult {
 }
 
 async function benchDecode(opts: Options, files: string[]): Promise<DecodeResult[]> {
-  const resolution = findEntry(MODEL).resolution;
+  const resolution = findEntry(MODEL).build().input.shape[1]!;
   const results: DecodeResult[] = [];
   for (const file of files) {
     const bytes = readFileSync(join(IMAGES_DIR, file));

@@ -5,11 +5,12 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../src/app.js';
-import { findEntry } from '../src/catalog/catalog.js';
+import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
 import { loadConfig } from '../src/config.js';
-import { loadEngine, type EngineName } from '../src/engine/engine.js';
-import { decodeImage } from '../src/preprocess/decode.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { type EngineName } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
+import { decodeImage } from '../src/decode/decode.js';
+import { normalize } from '../src/worker/normalize.js';
 import { ms, progress, round, roundStats, runPhase, section, stats, table, type Stats } from './lib.js';
 
 const TASKS = [
@@ -40,10 +41,9 @@ interface Row {
 }
 
 async function bare(engine: EngineName, model: string, photo: Buffer, opts: EnginesBenchOptions): Promise<Stats> {
-  const entry = findEntry(model);
-  const graph = entry.graph();
-  const { weights, input } = entry.importWeights(graph, join(opts.root, 'models/files', entry.weights));
-  const data = normalize((await decodeImage(photo, entry.resolution, { maxPixels: 5e7, minSide: 1 })).pixels, input);
+  const { model: built, imported: { weights, input } } = buildWithWeights(findEntry(model), join(opts.root, 'models/files'));
+  const { graph } = built;
+  const data = normalize((await decodeImage(photo, built.input.shape[1]!, { maxPixels: 5e7, minSide: 1 })).pixels, input);
   const e = await loadEngine(engine, graph, weights, { threads: 1, tfjsBackend: 'wasm' });
   try {
     for (let i = 0; i < 3; i++) await e.run({ data, batch: 1 });

@@ -6,8 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findEntry } from '../src/catalog/catalog.js';
-import { loadEngine, type Engine, type EngineName } from '../src/engine/engine.js';
+import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
+import { type Engine, type EngineName } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
 import { tf } from '../src/engine/tfjs/backend.js';
 import { costOf } from '../src/model/cost.js';
 import { splitGraph, splitWeights } from '../src/model/split.js';
@@ -24,9 +25,7 @@ export interface MemoryBenchOptions {
 }
 
 async function splitEngine(engine: EngineName, k: number): Promise<Engine> {
-  const entry = findEntry(MODEL);
-  const graph = entry.graph();
-  const { weights } = entry.importWeights(graph, join(ROOT, 'models/files', entry.weights));
+  const { model: { graph }, imported: { weights } } = buildWithWeights(findEntry(MODEL), join(ROOT, 'models/files'));
   return loadEngine(engine, splitGraph(graph, k), splitWeights(graph, weights, k), { threads: 1, tfjsBackend: 'wasm' });
 }
 
@@ -66,7 +65,7 @@ function onnxProcessMemory(k: number): { baseline: number; loaded: number; after
 }
 
 export async function benchMemory(opts: MemoryBenchOptions) {
-  const graph = findEntry(MODEL).graph();
+  const { graph } = findEntry(MODEL).build();
   const computed = SPLITS.map((k) => costOf(splitGraph(graph, k)).peakActivationBytes);
 
   progress(`memory: TensorFlow.js peak bytes and latency, split ${SPLITS.join(', ')}`);

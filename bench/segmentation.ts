@@ -5,16 +5,16 @@
 // random where no file exists (the ASPP branches and their wider projection).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findEntry } from '../src/catalog/catalog.js';
-import { loadEngine, type Engine } from '../src/engine/engine.js';
-import { modelRuns } from '../src/engine/variants.js';
+import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
+import { type Engine } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
 import { costOf } from '../src/model/cost.js';
 import { deepLabV3, strategyMultiplyAdds, type DeepLabConfig } from '../src/model/deeplab.js';
 import { paramsOf, type Graph, type Weights } from '../src/model/graph.js';
 import type { OutputStride } from '../src/model/mobilenet-v2.js';
-import { runTask } from '../src/postprocess/index.js';
-import { decodeImage } from '../src/preprocess/decode.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { decodeImage } from '../src/decode/decode.js';
+import { normalize } from '../src/worker/normalize.js';
+import { SegmentationRunner, variantCache } from '../src/worker/segmentation-runner.js';
 import { ms, progress, round, roundStats, section, stats, table, type Stats } from './lib.js';
 
 export interface SegmentationBenchOptions {
@@ -80,16 +80,15 @@ interface Row {
 export async function benchSegmentation(opts: SegmentationBenchOptions) {
   const rows: Row[] = [];
   for (const served of SERVED) {
-    const entry = findEntry(served.model);
-    const own = entry.graph();
-    const { weights: fileWeights, input } = entry.importWeights(own, join(opts.root, 'models/files', entry.weights));
+    const entry = findEntry(served.model, 'segmentation');
+    const { model: own, imported: { weights: fileWeights, input } } = buildWithWeights(entry, join(opts.root, 'models/files'));
     const { pixels } = await decodeImage(readFileSync(join(opts.imagesDir, PHOTO)), served.resolution, { maxPixels: 50e6, minSide: 1 });
     const data = normalize(pixels, input);
 
     for (const outputStride of [16, 8] as const) {
       for (const head of ['lite', 'aspp'] as const) {
         const config: DeepLabConfig = { alpha: served.alpha, resolution: served.resolution, outputStride, head };
-        const graph = deepLabV3(config);
+        const { graph } = deepLabV3(config);
         const { weights, random } = randomWeights(graph, fileWeights);
         progress(`segmentation: ${graph.name}, up to ${opts.runs} runs`);
         let engine: Engine | undefined;
@@ -109,25 +108,28 @@ export async function benchSegmentation(opts: SegmentationBenchOptions) {
     }
 
     if (served.resolution === 257) {
-      // MF through the worker's own code: one session per scale, built on first use.
-      const spec = entry.segmentation!;
-      const engines: Engine[] = [];
-      const load = async (g: Graph, w: Weights) => {
-        const engine = await loadEngine('onnx', g, w, { threads: 1, keepActivationMemory: g === own });
-        engines.push(engine);
-        return engine;
-      };
+      // MF through the worker's own runner: one session per scale, built on first use and kept.
+      const { outputStride, head } = entry;
+      const variants = variantCache(Infinity);
+      const runner = new SegmentationRunner({
+        name: served.model,
+        own: { model: own, engine: await loadEngine('onnx', own.graph, fileWeights, { threads: 1 }), variant: { outputStride, scale: 1, output: 'classes' } },
+        input,
+        graphOf: entry.variant,
+        load: (variant) => loadEngine('onnx', variant.graph, fileWeights, { threads: 1, keepActivationMemory: false }),
+        variants,
+      });
       try {
-        const runs = modelRuns(own, await load(own, fileWeights), spec, fileWeights, load);
-        progress(`segmentation: ${served.model} MF at output stride ${spec.outputStride}`);
-        const latency = await time(() => runTask({ task: 'segmentation', outputStride: spec.outputStride, strategy: 'mf' }, data, runs), { ...opts, runs: Math.max(3, Math.ceil(opts.runs / 4)) });
+        progress(`segmentation: ${served.model} MF at output stride ${outputStride}`);
+        const latency = await time(() => runner.run({ task: 'segmentation', outputStride, strategy: 'mf' }, pixels), { ...opts, runs: Math.max(3, Math.ceil(opts.runs / 4)) });
         rows.push({
-          name: `${served.model} MF`, alpha: served.alpha, resolution: served.resolution, outputStride: spec.outputStride, head: spec.head,
+          name: `${served.model} MF`, alpha: served.alpha, resolution: served.resolution, outputStride, head,
           strategy: 'mf', weights: entry.weights, latency,
-          multiplyAdds: strategyMultiplyAdds({ alpha: served.alpha, resolution: served.resolution, outputStride: spec.outputStride, head: spec.head }, 'mf'),
+          multiplyAdds: strategyMultiplyAdds({ alpha: served.alpha, resolution: served.resolution, outputStride, head }, 'mf'),
         });
       } finally {
-        for (const engine of engines) await engine.dispose();
+        await variants.clear();
+        await runner.dispose();
       }
     }
   }
@@ -140,7 +142,7 @@ export async function benchSegmentation(opts: SegmentationBenchOptions) {
       String(r.latency.n), ms(r.latency.p50), ms(r.latency.p90), (r.multiplyAdds / r.latency.p50 / 1e6).toFixed(1), r.weights,
     ]),
   ));
-  console.log('  MACs: convolutions only, batch norm folded (README, Cost model); MF: the sum over its 12 runs, whose session builds the warm-up paid');
+  console.log('  MACs: convolutions only, batch norm folded (docs/cost-model.md); MF: the sum over its 12 runs, whose session builds the warm-up paid');
   return rows.map((r) => ({
     ...r,
     latencyMs: roundStats(r.latency),

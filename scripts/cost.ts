@@ -32,7 +32,7 @@ function printLayers(cost: GraphCost): void {
 }
 
 function printOne(alpha: number, resolution: number, classes: number, layers: boolean): void {
-  const cost = costOf(mobileNetV2Classifier({ alpha, resolution, classes }));
+  const cost = costOf(mobileNetV2Classifier({ alpha, resolution, classes }).graph);
   if (layers) printLayers(cost);
   console.log(`MobileNetV2 ${formatAlpha(alpha)}/${resolution}, ${classes} classes`);
   console.log(`  multiply-adds      ${cost.multiplyAdds} (${millions(cost.multiplyAdds, 1)}M)`);
@@ -45,7 +45,7 @@ function printOne(alpha: number, resolution: number, classes: number, layers: bo
 function printTable(): void {
   console.log(['model'.padEnd(22), 'MACs (M)'.padStart(9), 'release'.padStart(8), 'params (M)'.padStart(11), 'release'.padStart(8), 'folded (M)'.padStart(11), 'peak act.'.padStart(10)].join(' '));
   for (const row of RELEASE_TABLE) {
-    const cost = costOf(mobileNetV2Classifier({ alpha: row.alpha, resolution: row.resolution }));
+    const cost = costOf(mobileNetV2Classifier({ alpha: row.alpha, resolution: row.resolution }).graph);
     console.log([
       `mobilenet_v2_${formatAlpha(row.alpha)}_${row.resolution}`.padEnd(22),
       millions(cost.multiplyAdds, 1).padStart(9),
@@ -69,9 +69,10 @@ function printDetection(): void {
   console.log(['network'.padEnd(9), 'input'.padEnd(6), 'logits'.padStart(6), 'params (M)'.padStart(11), 'MACs (M)'.padStart(9), 'pred. params (M)'.padStart(17), 'pred. MACs (M)'.padStart(15)].join(' '));
   for (const predictor of ['separable', 'regular'] as const) {
     for (const [resolution, classes] of [[300, 91], [320, 81]] as const) {
-      const cost = costOf(ssdMobileNetV2({ alpha: 1, resolution, classes, predictor }));
-      // The prediction layers: the four extra feature layers and the six box predictors.
-      const head = cost.layers.filter((l) => /^(layer_19|BoxPredictor_)/.test(l.name));
+      const ssd = ssdMobileNetV2({ alpha: 1, resolution, classes, predictor });
+      const cost = costOf(ssd.graph);
+      const predictionLayers = new Set(ssd.predictionLayers);
+      const head = cost.layers.filter((l) => predictionLayers.has(l.name));
       const sum = (key: 'params' | 'multiplyAdds') => head.reduce((total, l) => total + l[key], 0);
       console.log([
         (predictor === 'separable' ? 'SSDLite' : 'SSD').padEnd(9),
@@ -89,7 +90,7 @@ function printDetection(): void {
 paper (320x320, 80 classes + background): SSDLite ${separable.params}M params, ${separable.multiplyAdds}M MACs;` +
     ` prediction layers SSD ${regular.headParams}M / ${regular.headMultiplyAdds}M, SSDLite ${separable.headParams}M / ${separable.headMultiplyAdds}M`);
   console.log('The served model is the 300x300 row with 91 logits (90 COCO ids + background). Batch norm folded;');
-  console.log('multiply-adds of convolutions only. README, "Cost model", explains each difference from the paper.');
+  console.log('multiply-adds of convolutions only. docs/cost-model.md explains each difference from the paper.');
 }
 
 function printSegmentation(): void {
@@ -111,7 +112,7 @@ function printSegmentation(): void {
 Heads on the last bottleneck (320 channels), 21 classes. 'params' is ours (batch norm folded), 'TF conv.'
 TensorFlow's trainable variables (batch norm's gamma and beta, the logits' bias). MACs: ours at 512 and at
 ${PAPER_RESOLUTION}; '${PAPER_RESOLUTION} TF' counts each atrous convolution as TensorFlow runs it (SpaceToBatchND pads the
-map to a multiple of the rate). MF: six scales, each also mirrored. README, "Cost model", explains each difference.`);
+map to a multiple of the rate). MF: six scales, each also mirrored. docs/cost-model.md explains each difference.`);
 }
 
 function printMemory(alpha: number, resolution: number, splits: number[]): void {

@@ -1,31 +1,21 @@
 // The service as a Fastify plugin: tests build it with `inject`, server.ts only listens.
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { CATALOG, describeModel, type ModelInfo } from './catalog/catalog.js';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
-import { ApiError, ERROR_CODES, errorBody, type ErrorCode } from './http/errors.js';
-import { effectiveError, installRequestLifetime, requestIdOf } from './http/lifetime.js';
+import { ApiError, apiErrorOf, ERROR_CODES, errorBody, type ErrorCode } from './http/errors.js';
+import { requestIdOf, requestLifetime } from './http/lifetime.js';
+import configPlugin from './http/plugins/config.js';
+import drainPlugin from './http/plugins/drain.js';
+import metricsPlugin from './http/plugins/metrics.js';
+import modelsPlugin from './http/plugins/models.js';
+import pipelinePlugin from './http/plugins/pipeline.js';
+import poolPlugin from './http/plugins/pool.js';
 import { classifyRoute } from './http/routes/classify.js';
 import { demoRoutes } from './http/routes/demo.js';
 import { detectRoute } from './http/routes/detect.js';
 import { docsRoutes } from './http/routes/docs.js';
 import { segmentRoute } from './http/routes/segment.js';
 import { systemRoutes } from './http/routes/system.js';
-import { createMetrics, type Metrics } from './metrics/metrics.js';
-import { WorkerPool, type RestartReason } from './pool/pool.js';
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    config: Config;
-    pool: WorkerPool;
-    models: Map<string, ModelInfo>;
-    metrics: Metrics;
-    /** Settles when every worker has loaded and warmed up its models. */
-    modelsLoaded: Promise<void>;
-    /** Set when close() begins (SIGTERM): readiness turns false while in-flight requests finish. */
-    draining: boolean;
-  }
-}
 
 /** Fastify's own errors, translated to our codes. */
 function codeOfFastifyError(error: FastifyError): ErrorCode {
@@ -49,68 +39,47 @@ function codeOfFastifyError(error: FastifyError): ErrorCode {
   }
 }
 
-export async function servicePlugin(app: FastifyInstance, config: Config): Promise<void> {
-  const metrics = createMetrics();
-  const pool = new WorkerPool({
-    size: config.poolSize,
-    maxQueue: config.maxQueue,
-    taskTimeoutMs: config.workerTimeoutMs,
-    worker: { modelDir: config.modelDir, models: config.models, engine: config.engine, threads: config.engineThreads, tfjsBackend: config.tfjsBackend, split: config.split },
-  });
-  pool.on('restart', (reason: RestartReason) => {
-    metrics.workerRestarts.inc({ reason });
-    app.log.warn({ reason, restarts: pool.restarts }, 'inference worker replaced');
-  });
-  pool.on('workerError', (err: Error) => app.log.error({ err }, 'worker error'));
-  const models = new Map(CATALOG.filter((e) => config.models.includes(e.name)).map((e) => [e.name, describeModel(e, config.modelDir, { engine: config.engine, split: config.split[e.name] })]));
+/** What to answer: a deadline or disconnect that came first overrides whatever failed after it. */
+function answerTo(request: FastifyRequest, error: unknown): ApiError {
+  const cause = request.lifetime?.endedBy ?? error;
+  const known = apiErrorOf(cause);
+  if (known) return known;
+  const fastify = error as FastifyError;
+  const code = codeOfFastifyError(fastify);
+  return new ApiError(code, code === 'internal_error' ? 'internal error; see the service log' : fastify.message);
+}
 
-  app.decorate('config', config);
-  app.decorate('metrics', metrics);
-  app.decorate('models', models);
-  app.decorate('pool', pool);
-  app.decorate('modelsLoaded', pool.start());
-  app.decorate('draining', false);
-  app.addHook('preClose', async () => {
-    app.draining = true;
-  });
-  // A keep-alive connection whose request was in flight when the drain began would otherwise
-  // stay open until its keep-alive timeout and hold the drain up.
-  app.addHook('onSend', async (_request, reply) => {
-    if (app.draining) reply.header('connection', 'close');
-  });
-  // Fastify closes the listener and waits for in-flight requests before onClose hooks run.
-  app.addHook('onClose', () => pool.close());
-  installRequestLifetime(app, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs });
+export async function servicePlugin(app: FastifyInstance, config: Config): Promise<void> {
+  await app.register(configPlugin, { config });
+  await app.register(metricsPlugin);
+  await app.register(poolPlugin, { config });
+  await app.register(modelsPlugin, { config });
+  await app.register(pipelinePlugin, { config });
+  await app.register(drainPlugin);
+  await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs });
 
   await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: 2, fields: 4, parts: 6 } });
   // Any non-multipart body is taken as raw image bytes; the format is sniffed from the bytes.
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes }, (_req, body, done) => done(null, body));
 
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.requestDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-  });
-
-  app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
-    const { apiError, stage } = effectiveError(request, error);
-    const code = apiError?.code ?? codeOfFastifyError(error as FastifyError);
-    // One code, one status: the status always comes from the code's definition.
-    const status = ERROR_CODES[code];
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const answer = answerTo(request, error);
+    const { code } = answer;
+    // A request that ran out of time or lost its client says where; others are where the request was.
+    const stage = request.lifetime?.endedBy?.stage ?? request.lifetime?.stage;
     if (code === 'internal_error') request.log.error({ err: error }, 'unhandled error');
-    else if (status >= 500 || code === 'cancelled') request.log.warn({ code, stage }, apiError?.message ?? error.message);
-    metrics.errors.inc({ code });
-    if (code === 'deadline_exceeded') metrics.deadlineExceeded.inc({ stage });
-    if (code === 'cancelled') metrics.clientDisconnects.inc({ stage });
+    else if (ERROR_CODES[code] >= 500 || code === 'cancelled') request.log.warn({ code, stage }, answer.message);
+    app.metrics.errors.inc({ code });
+    if (code === 'deadline_exceeded') app.metrics.deadlineExceeded.inc({ stage });
+    if (code === 'cancelled') app.metrics.clientDisconnects.inc({ stage });
     // Refused before the whole body arrived: close the connection rather than read the rest.
     if (!request.raw.complete) reply.header('connection', 'close');
-    const message = code === 'internal_error' ? 'internal error; see the service log' : (apiError ?? error).message;
-    return reply.code(status).headers(apiError?.headers ?? {}).send(errorBody(code, message));
+    // One code, one status: the status always comes from the code's definition.
+    return reply.code(ERROR_CODES[code]).headers(answer.headers).send(errorBody(code, answer.message));
   });
   app.setNotFoundHandler((request, reply) => {
-    metrics.errors.inc({ code: 'not_found' });
+    app.metrics.errors.inc({ code: 'not_found' });
     return reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url}`));
   });
 

@@ -16,6 +16,11 @@ export interface Config {
   split: Record<string, number>;
   poolSize: number;
   engineThreads: number;
+  /**
+   * Memory the engines of segmentation settings other than a model's own (another output stride,
+   * multi-scale) may hold together, shared evenly by the workers; least recently used go first.
+   */
+  variantMemoryBytes: number;
   maxQueue: number;
   bodyLimitBytes: number;
   maxImagePixels: number;
@@ -94,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     split: splitFactors(env.MEMORY_SPLIT, models),
     poolSize: integer(env, 'POOL_SIZE', cores, 1),
     engineThreads: integer(env, 'ENGINE_THREADS', 1, 1),
+    variantMemoryBytes: integer(env, 'VARIANT_MEMORY_MB', 512, 0) * 1024 * 1024,
     maxQueue: integer(env, 'MAX_QUEUE', 64, 0),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 20 * 1024 * 1024, 1024),
     maxImagePixels: integer(env, 'MAX_IMAGE_PIXELS', 50_000_000, 1),

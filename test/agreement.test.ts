@@ -2,40 +2,42 @@
 // Runtime on the emitted ONNX model, TensorFlow.js (wasm backend here and in CI) op by op. On real
 // photos they must agree for every task the catalog serves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findEntry } from '../src/catalog/catalog.js';
-import { loadEngine, type Engine } from '../src/engine/engine.js';
-import type { Graph } from '../src/model/graph.js';
-import { topK } from '../src/postprocess/classify.js';
-import { detect, iou, type Detection } from '../src/postprocess/detect.js';
-import { decodeImage } from '../src/preprocess/decode.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
+import { decodeImage } from '../src/decode/decode.js';
+import { type Engine } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
+import type { BuiltGraph } from '../src/model/graph.js';
+import { ssdAnchors, type SsdGraph } from '../src/model/ssdlite.js';
+import type { Detection } from '../src/tasks.js';
+import { topK } from '../src/worker/classify.js';
+import { decodeBoxes, iou, selectDetections } from '../src/worker/detect.js';
+import { normalize } from '../src/worker/normalize.js';
 import { MODEL_DIR, photo } from './helpers.js';
 
 const PHOTOS = ['grace_hopper.png', 'cat.png', 'pets.jpg', 'kite_and_cold.jpg', 'parrot.jpg', 'multi_objects.jpg', 'dog_segmentation.png', 'bird.png'];
 
 /** Both engines on one catalog model, and its outputs for a photo from each. */
 function pairOf(model: string) {
-  const entry = findEntry(model);
-  let graph: Graph;
+  let built: BuiltGraph;
   let engines: Engine[] = [];
   let input: { scale: number; zeroPoint: number };
   beforeAll(async () => {
-    graph = entry.graph();
-    const imported = entry.importWeights(graph, `${MODEL_DIR}${entry.weights}`);
+    const { model: m, imported } = buildWithWeights(findEntry(model), MODEL_DIR);
+    built = m;
     input = imported.input;
     engines = [
-      await loadEngine('onnx', graph, imported.weights, { threads: 1 }),
-      await loadEngine('tfjs', graph, imported.weights, { threads: 1, tfjsBackend: 'wasm' }),
+      await loadEngine('onnx', built.graph, imported.weights, { threads: 1 }),
+      await loadEngine('tfjs', built.graph, imported.weights, { threads: 1, tfjsBackend: 'wasm' }),
     ];
   });
   afterAll(() => Promise.all(engines.map((e) => e.dispose())));
   return {
-    graph: () => graph,
+    model: () => built,
     outputs: async (name: string): Promise<[Float32Array, Float32Array][]> => {
-      const { pixels } = await decodeImage(photo(name), entry.resolution, { maxPixels: 5e7, minSide: 1 });
+      const { pixels } = await decodeImage(photo(name), built.input.shape[1]!, { maxPixels: 5e7, minSide: 1 });
       const data = normalize(pixels, input);
       const [onnx, tfjs] = await Promise.all(engines.map((e) => e.run({ data, batch: 1 })));
-      return graph.outputs.map((o) => [onnx!.get(o)!, tfjs!.get(o)!]);
+      return built.graph.outputs.map((o) => [onnx!.get(o)!, tfjs!.get(o)!]);
     },
   };
 }
@@ -77,8 +79,9 @@ describe('detection, ssdlite_mobilenet_v2_coco: ONNX Runtime and TensorFlow.js',
   it.each(PHOTOS)('agree on %s: detections matched with IoU >= 0.95 and scores within 1e-3', async (name) => {
     const [[boxesOnnx, boxesTfjs], [scoresOnnx, scoresTfjs]] = (await pair.outputs(name)) as [[Float32Array, Float32Array], [Float32Array, Float32Array]];
     note('detection raw box encodings', maxDiff(boxesOnnx, boxesTfjs));
-    const onnx = detect([boxesOnnx, scoresOnnx], request, pair.graph()).detections;
-    const tfjs = detect([boxesTfjs, scoresTfjs], request, pair.graph()).detections;
+    const anchors = ssdAnchors((pair.model() as SsdGraph).featureMaps);
+    const onnx = selectDetections(decodeBoxes(boxesOnnx, anchors), scoresOnnx, request);
+    const tfjs = selectDetections(decodeBoxes(boxesTfjs, anchors), scoresTfjs, request);
     expect(onnx.length).toBeGreaterThan(0);
     expectMatched(onnx, tfjs, `${name}, ONNX detection missing from TensorFlow.js`);
     expectMatched(tfjs, onnx, `${name}, TensorFlow.js detection missing from ONNX`);

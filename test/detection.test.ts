@@ -1,19 +1,20 @@
 import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findEntry } from '../src/catalog/catalog.js';
-import { loadEngine, type Engine } from '../src/engine/engine.js';
+import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
+import { decodeImage } from '../src/decode/decode.js';
+import { type Engine } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
 import { costOf } from '../src/model/cost.js';
-import type { Graph } from '../src/model/graph.js';
-import { anchorLayoutOf, ssdAnchors, ssdMobileNetV2 } from '../src/model/ssdlite.js';
-import { decodeBoxes, detect, selectDetections, type Detection } from '../src/postprocess/detect.js';
-import { decodeImage } from '../src/preprocess/decode.js';
-import type { InputQuantization } from '../src/weights/tflite/import.js';
-import { WeightImportError } from '../src/weights/tflite/import.js';
+import { ssdAnchors, ssdMobileNetV2, type SsdGraph } from '../src/model/ssdlite.js';
+import type { Detection } from '../src/tasks.js';
+import { decodeBoxes, selectDetections } from '../src/worker/detect.js';
+import type { InputQuantization } from '../src/weights/common.js';
+import { WeightImportError } from '../src/weights/common.js';
 import { readTfjsGraphModel } from '../src/weights/tfjs/graph-model.js';
 import { importSsdWeights } from '../src/weights/tfjs/import-ssd.js';
 import { MODEL_DIR, photo } from './helpers.js';
-import { loadReferenceModel, runReference } from './tfjs-reference.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { loadReferenceModel, runReference, tensorflowDetections, type ReferenceDetection } from './tfjs-reference.js';
+import { normalize } from '../src/worker/normalize.js';
 
 const SSD_DIR = `${MODEL_DIR}ssdlite_mobilenet_v2_coco`;
 const PHOTOS = ['grace_hopper.png', 'cat.png', 'pets.jpg', 'kite_and_cold.jpg', 'astronaut.png', 'coffee.png', 'motorcycle_left.png', 'multi_objects.jpg'];
@@ -22,7 +23,7 @@ describe('SSDLite anchors', () => {
   it('equal the anchor constant stored in the graph model to 1e-5', () => {
     const stored = readTfjsGraphModel(SSD_DIR).tensors.get('Postprocessor/ExpandDims')!;
     expect(stored.shape).toEqual([1, 1917, 4]);
-    const anchors = ssdAnchors(anchorLayoutOf(ssdMobileNetV2({ alpha: 1, resolution: 300, classes: 91, predictor: 'separable' })));
+    const anchors = ssdAnchors(ssdMobileNetV2({ alpha: 1, resolution: 300, classes: 91, predictor: 'separable' }).featureMaps);
     expect(anchors.length).toBe(1917 * 4);
     let worst = 0;
     for (let i = 0; i < anchors.length; i += 4) {
@@ -35,8 +36,11 @@ describe('SSDLite anchors', () => {
   });
 
   it('follow the feature maps: 19, 10, 5, 3, 2, 1 at 300 and three anchors per cell on the lowest', () => {
-    const graph = ssdMobileNetV2({ alpha: 1, resolution: 300, classes: 91, predictor: 'separable' });
-    expect(anchorLayoutOf(graph)).toEqual([[19, 19], [10, 10], [5, 5], [3, 3], [2, 2], [1, 1]]);
+    const ssd = ssdMobileNetV2({ alpha: 1, resolution: 300, classes: 91, predictor: 'separable' });
+    const { graph } = ssd;
+    expect(ssd.featureMaps.map((m) => m.shape.slice(1))).toEqual([[19, 19], [10, 10], [5, 5], [3, 3], [2, 2], [1, 1]]);
+    // The first map is the expansion of block 13 (the paper's 15th layer), found by its stride.
+    expect(ssd.featureMaps[0]!.name).toBe('block_13_expand');
     expect(graph.nodes.find((n) => n.name === 'block_13_expand')!.shape).toEqual([576, 19, 19]);
     expect(graph.nodes.find((n) => n.name === 'box_encodings')!.shape).toEqual([1917, 4]);
   });
@@ -44,9 +48,14 @@ describe('SSDLite anchors', () => {
 
 describe('SSDLite cost', () => {
   const cost = (predictor: 'separable' | 'regular', classes: number, resolution = 320) => {
-    const c = costOf(ssdMobileNetV2({ alpha: 1, resolution, classes, predictor }));
-    // The paper's "prediction layers": the four extra feature layers and the six box predictors.
-    const head = c.layers.filter((l) => /^(layer_19|BoxPredictor_)/.test(l.name));
+    const ssd = ssdMobileNetV2({ alpha: 1, resolution, classes, predictor });
+    const c = costOf(ssd.graph);
+    // The paper's "prediction layers": the four extra feature layers and the six box predictors,
+    // which the Object Detection API names layer_19_* and BoxPredictor_*.
+    const byName = c.layers.filter((l) => /^(layer_19|BoxPredictor_)/.test(l.name)).map((l) => l.name);
+    expect(ssd.predictionLayers).toEqual(byName);
+    const predictionLayers = new Set(ssd.predictionLayers);
+    const head = c.layers.filter((l) => predictionLayers.has(l.name));
     return {
       params: c.params,
       multiplyAdds: c.multiplyAdds,
@@ -69,7 +78,7 @@ describe('SSDLite cost', () => {
     const lite = cost('separable', 81);
     near(lite.headParams, 2.1e6);
     // The paper lists 0.35B for SSDLite's prediction layers; the layers it describes cost half of
-    // that (README: Cost model). We pin our figure so a change shows.
+    // that (docs/cost-model.md). We pin our figure so a change shows.
     expect(lite.headMultiplyAdds).toBe(177_617_344);
   });
 
@@ -80,16 +89,15 @@ describe('SSDLite cost', () => {
 
 describe('SSDLite weights and engine against the graph model itself', () => {
   let engine: Engine;
-  let graph: Graph;
+  let model: SsdGraph;
   let input: InputQuantization;
   let reference: GraphModel;
 
   beforeAll(async () => {
-    const entry = findEntry('ssdlite_mobilenet_v2_coco');
-    graph = entry.graph();
-    const imported = entry.importWeights(graph, SSD_DIR);
+    const { model: built, imported } = buildWithWeights(findEntry('ssdlite_mobilenet_v2_coco', 'detection'), MODEL_DIR);
+    model = built;
     input = imported.input;
-    engine = await loadEngine('onnx', graph, imported.weights, { threads: 1 });
+    engine = await loadEngine('onnx', model.graph, imported.weights, { threads: 1 });
     reference = await loadReferenceModel(SSD_DIR);
   });
   afterAll(async () => {
@@ -105,20 +113,21 @@ describe('SSDLite weights and engine against the graph model itself', () => {
   it.each(PHOTOS)('matches the reference scores, boxes and detections on %s', async (name) => {
     const { pixels } = await decodeImage(photo(name), 300, { maxPixels: 5e7, minSide: 1 });
     const outputs = await engine.run({ data: normalize(pixels, input), batch: 1 });
-    const [encodings, scores] = graph.outputs.map((o) => outputs.get(o)!) as [Float32Array, Float32Array];
+    const [encodings, scores] = [outputs.get(model.boxEncodings.name)!, outputs.get(model.classScores.name)!];
     const [refScores, refBoxes] = await runReference(reference, pixels, 300, ['Postprocessor/Slice', 'Postprocessor/ExpandDims_1']);
 
     let scoreDiff = 0;
     for (let a = 0; a < 1917; a++) for (let c = 0; c < 90; c++) scoreDiff = Math.max(scoreDiff, Math.abs(scores[a * 91 + c + 1]! - refScores![a * 90 + c]!));
-    const boxes = decodeBoxes(encodings, ssdAnchors(anchorLayoutOf(graph)));
+    const boxes = decodeBoxes(encodings, ssdAnchors(model.featureMaps));
     const boxDiff = boxes.reduce((worst, v, i) => Math.max(worst, Math.abs(v - refBoxes![i]!)), 0);
     expect(scoreDiff).toBeLessThan(1e-4);
     expect(boxDiff).toBeLessThan(1e-4);
 
-    // Detections above 0.3 from ours and from the reference's own outputs pair up one to one.
-    const request = { task: 'detection', minScore: 0.3, maxDetections: 100, iouThreshold: 0.6 } as const;
-    const ours = detect([encodings, scores], request, graph).detections;
-    const theirs = selectDetections(refBoxes!, withBackground(refScores!), request);
+    // Detections above 0.3, ours (our decoding and suppression on our outputs) and TensorFlow's
+    // (its suppression on the reference's own outputs), pair up one to one.
+    const request = { minScore: 0.3, maxDetections: 100, iouThreshold: 0.6 };
+    const ours = selectDetections(boxes, scores, request);
+    const theirs = await tensorflowDetections(refBoxes!, refScores!, 90, request);
     expect(ours.length).toBe(theirs.length);
     for (const d of theirs) {
       const match = ours.find((o) => o.classId === d.classId && boxIou(o, d) >= 0.9);
@@ -128,23 +137,16 @@ describe('SSDLite weights and engine against the graph model itself', () => {
   });
 
   it('names the tensor when the graph does not fit the file', () => {
-    const eighty = ssdMobileNetV2({ alpha: 1, resolution: 300, classes: 81, predictor: 'separable' });
+    const eighty = ssdMobileNetV2({ alpha: 1, resolution: 300, classes: 81, predictor: 'separable' }).graph;
     expect(() => importSsdWeights(eighty, SSD_DIR)).toThrow(WeightImportError);
     expect(() => importSsdWeights(eighty, SSD_DIR)).toThrow(/layer BoxPredictor_0\/ClassPredictor expects \[1,1,576,243\] but tensor 'BoxPredictor_0\/ClassPredictor\/weights' is \[1,1,576,273\]/);
-    const narrow = ssdMobileNetV2({ alpha: 0.5, resolution: 300, classes: 91, predictor: 'separable' });
+    const narrow = ssdMobileNetV2({ alpha: 0.5, resolution: 300, classes: 91, predictor: 'separable' }).graph;
     expect(() => importSsdWeights(narrow, SSD_DIR)).toThrow(/layer Conv1 expects \[3,3,3,16\] but tensor 'FeatureExtractor\/MobilenetV2\/Conv\/Conv2D\/merged_input' is \[3,3,3,32\]/);
     expect(() => importSsdWeights(eighty, `${MODEL_DIR}nowhere`)).toThrow(/cannot read/);
   });
 });
 
-/** The reference's scores leave out the background class; put an empty one back in front. */
-function withBackground(refScores: Float32Array): Float32Array {
-  const scores = new Float32Array(1917 * 91);
-  for (let a = 0; a < 1917; a++) scores.set(refScores.subarray(a * 90, a * 90 + 90), a * 91 + 1);
-  return scores;
-}
-
-function boxIou(a: Detection, b: Detection): number {
+function boxIou(a: Detection | ReferenceDetection, b: Detection | ReferenceDetection): number {
   const ih = Math.max(0, Math.min(a.box.ymax, b.box.ymax) - Math.max(a.box.ymin, b.box.ymin));
   const iw = Math.max(0, Math.min(a.box.xmax, b.box.xmax) - Math.max(a.box.xmin, b.box.xmin));
   const area = (d: Detection) => (d.box.ymax - d.box.ymin) * (d.box.xmax - d.box.xmin);

@@ -2,13 +2,15 @@
 // (test/fixtures/tflite-reference.json, produced by the real TFLite runtime; see test/reference/).
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CATALOG, type CatalogEntry } from '../src/catalog/catalog.js';
-import { loadEngine, type Engine } from '../src/engine/engine.js';
-import { topK } from '../src/postprocess/classify.js';
-import { decodeImage } from '../src/preprocess/decode.js';
-import { importTfliteWeights, type InputQuantization } from '../src/weights/tflite/import.js';
+import { CATALOG, type ClassifierEntry } from '../src/catalog/catalog.js';
+import { type Engine } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
+import { topK } from '../src/worker/classify.js';
+import { decodeImage } from '../src/decode/decode.js';
+import type { InputQuantization } from '../src/weights/common.js';
+import { importTfliteWeights } from '../src/weights/tflite/import.js';
 import { modelFile, photo } from './helpers.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { normalize } from '../src/worker/normalize.js';
 
 interface Reference {
   models: Record<string, Record<string, { top5: { index: number; score: number }[] }>>;
@@ -17,12 +19,13 @@ const reference = JSON.parse(readFileSync(new URL('./fixtures/tflite-reference.j
 /** One step of the files' uint8 softmax output: scores one step apart may be a rounding tie. */
 const OUTPUT_STEP = 1 / 256;
 
-describe.each(CATALOG.filter((e) => e.task === 'classification').map((e) => [e.name, e] as [string, CatalogEntry]))('ONNX engine with %s', (_name, entry) => {
+const classifiers = CATALOG.filter((e): e is ClassifierEntry => e.task === 'classification');
+describe.each(classifiers.map((e) => [e.name, e] as const))('ONNX engine with %s', (_name, entry) => {
   let engine: Engine;
   let input: InputQuantization;
 
   beforeAll(async () => {
-    const graph = entry.graph();
+    const { graph } = entry.build();
     const imported = importTfliteWeights(graph, modelFile(entry.weights));
     input = imported.input;
     engine = await loadEngine('onnx', graph, imported.weights, { threads: 1 });

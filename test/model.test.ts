@@ -5,12 +5,12 @@ import { makeDivisible, mobileNetV2Classifier } from '../src/model/mobilenet-v2.
 import { RELEASE_TABLE, releaseConventionParams } from '../src/model/release-table.js';
 
 const convs = (alpha: number, resolution = 224) =>
-  mobileNetV2Classifier({ alpha, resolution }).nodes.filter((n): n is Node<Conv2dOp> => n.kind === 'conv2d');
+  mobileNetV2Classifier({ alpha, resolution }).graph.nodes.filter((n): n is Node<Conv2dOp> => n.kind === 'conv2d');
 const node = (alpha: number, name: string) => convs(alpha).find((n) => n.name === name)!;
 
 describe('MobileNetV2 architecture', () => {
   it('follows the paper table at width 1.0', () => {
-    const graph = mobileNetV2Classifier({ alpha: 1, resolution: 224 });
+    const graph = mobileNetV2Classifier({ alpha: 1, resolution: 224 }).graph;
     const shapes = Object.fromEntries(graph.nodes.map((n) => [n.name, n.shape]));
     expect(shapes.Conv1).toEqual([32, 112, 112]);
     expect(shapes.expanded_conv_project).toEqual([16, 112, 112]);
@@ -27,7 +27,7 @@ describe('MobileNetV2 architecture', () => {
   });
 
   it('has no expansion when t = 1 and a shortcut only where stride is 1 and channels match', () => {
-    const names = mobileNetV2Classifier({ alpha: 1, resolution: 224 }).nodes.map((n) => n.name);
+    const names = mobileNetV2Classifier({ alpha: 1, resolution: 224 }).graph.nodes.map((n) => n.name);
     expect(names).not.toContain('expanded_conv_expand');
     const adds = names.filter((n) => n.endsWith('_add'));
     expect(adds).toEqual(['block_2_add', 'block_4_add', 'block_5_add', 'block_7_add', 'block_8_add', 'block_9_add', 'block_11_add', 'block_12_add', 'block_14_add', 'block_15_add']);
@@ -67,19 +67,19 @@ describe('MobileNetV2 architecture', () => {
     expect(samePadding(224, 3, 2, 1)).toEqual([0, 1]);
     expect(samePadding(225, 3, 2, 1)).toEqual([1, 1]);
     expect(samePadding(14, 3, 1, 2)).toEqual([2, 2]);
-    const odd = mobileNetV2Classifier({ alpha: 1, resolution: 225 });
+    const odd = mobileNetV2Classifier({ alpha: 1, resolution: 225 }).graph;
     expect(odd.nodes.find((n) => n.name === 'out_relu')!.shape).toEqual([1280, 8, 8]);
-    expect(mobileNetV2Classifier({ alpha: 0.5, resolution: 32 }).nodes.at(-3)!.shape).toEqual([1280, 1, 1]);
+    expect(mobileNetV2Classifier({ alpha: 0.5, resolution: 32 }).graph.nodes.at(-3)!.shape).toEqual([1280, 1, 1]);
   });
 
   it('rejects bad configurations with the valid values in the message', () => {
-    expect(() => mobileNetV2Classifier({ alpha: 0.6, resolution: 224 })).toThrow(/0.35, 0.5, 0.75, 1, 1.3, 1.4/);
-    expect(() => mobileNetV2Classifier({ alpha: 1, resolution: 31 })).toThrow(/at least 32.*96, 128, 160, 192, 224/);
+    expect(() => mobileNetV2Classifier({ alpha: 0.6, resolution: 224 }).graph).toThrow(/0.35, 0.5, 0.75, 1, 1.3, 1.4/);
+    expect(() => mobileNetV2Classifier({ alpha: 1, resolution: 31 }).graph).toThrow(/at least 32.*96, 128, 160, 192, 224/);
   });
 });
 
 describe('cost model', () => {
-  const cost = (alpha: number, resolution = 224) => costOf(mobileNetV2Classifier({ alpha, resolution }));
+  const cost = (alpha: number, resolution = 224) => costOf(mobileNetV2Classifier({ alpha, resolution }).graph);
 
   it('reproduces the paper: 1.0/224 = 300M multiply-adds and 3.4M parameters', () => {
     const c = cost(1);

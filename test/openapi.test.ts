@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { ERROR_CODES } from '../src/http/errors.js';
-import { SUPPORTED_FORMATS } from '../src/preprocess/decode.js';
+import { SUPPORTED_FORMATS } from '../src/decode/decode.js';
 
 const images = fileURLToPath(new URL('../../shared/images/', import.meta.url));
 const photo = (name: string) => readFileSync(`${images}${name}`);
@@ -611,9 +611,12 @@ describe('openapi.yaml', () => {
       await call(app, 'POST', `${classify}?topk=1`, { status: 200 }, multipartBody([{ ...imagePart(photo('cat.png')), contentType: 'application/octet-stream' }]));
     });
 
-    it('honours the documented bounds of topk', async () => {
+    it('honours the documented bounds of topk: 1 to the class count the model listing gives', async () => {
       const { value } = deref<Parameter>(doc.components.parameters!.TopK!, '');
-      const { minimum, maximum } = deref<Schema>(value.schema!, '').value;
+      const { minimum } = deref<Schema>(value.schema!, '').value;
+      const listing = (await app.inject({ method: 'GET', url: '/v1/models' })).json<{ models: { task: string; classes: number }[] }>();
+      const maximum = listing.models.find((m) => m.task === 'classification')!.classes;
+      expect(maximum).toBe(1001);
       const { body } = await call(app, 'POST', `${classify}?topk=${maximum}`, { status: 200 }, { payload: photo('burger.jpg') });
       expect((body as { predictions: unknown[] }).predictions).toHaveLength(maximum!);
       await call(app, 'POST', `${classify}?topk=${minimum}`, { status: 200 }, { payload: photo('burger.jpg') });

@@ -1,6 +1,7 @@
 // Each graph op through every engine against a plain reference written here.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENGINE_NAMES, loadEngine, type EngineName } from '../src/engine/engine.js';
+import { ENGINE_NAMES, type EngineName } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
 import { GraphBuilder, type ResizeBilinearOp } from '../src/model/graph.js';
 
 /** The engine under test: each describe block below sets it before its tests run. */

@@ -1,7 +1,6 @@
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeImage, sniffFormat } from '../src/preprocess/decode.js';
-import { ApiError } from '../src/http/errors.js';
+import { decodeImage, ImageError, sniffFormat } from '../src/decode/decode.js';
 import { photo } from './helpers.js';
 
 const LIMITS = { maxPixels: 50_000_000, minSide: 1 };
@@ -63,9 +62,12 @@ describe('decodeImage', () => {
   });
 
   it('refuses images over the pixel limit or under the minimum side', async () => {
-    await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 100_000, minSide: 1 })).rejects.toMatchObject({ code: 'image_too_large', statusCode: 413 });
-    await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 1e9, minSide: 400 })).rejects.toMatchObject({ code: 'image_too_small', statusCode: 422 });
-    await expect(decodeImage(Buffer.from('GIF89a broken'), 224, LIMITS)).rejects.toBeInstanceOf(ApiError);
+    // cat.png is 512 x 341 (file header): 174,592 pixels, a short side of 341.
+    await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 174_591, minSide: 1 })).rejects.toMatchObject({ problem: 'too_large', message: expect.stringContaining('512x341') });
+    await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 174_592, minSide: 341 })).resolves.toMatchObject({ width: 512, height: 341 });
+    await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 1e9, minSide: 342 })).rejects.toMatchObject({ problem: 'too_small' });
+    await expect(decodeImage(Buffer.from('GIF89a broken'), 224, LIMITS)).rejects.toBeInstanceOf(ImageError);
+    await expect(decodeImage(Buffer.from('GIF89a broken'), 224, LIMITS)).rejects.toMatchObject({ problem: 'undecodable' });
   });
 });
 

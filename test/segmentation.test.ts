@@ -1,26 +1,25 @@
 // DeepLabv3 on MobileNetV2: the dilated backbone, the importer's checks against the three TFLite
 // files, agreement with the reference outputs of those files, the strategies, the cost table.
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { findEntry } from '../src/catalog/catalog.js';
-import { loadEngine, type Engine } from '../src/engine/engine.js';
-import { modelRuns, type ModelRuns } from '../src/engine/variants.js';
+import { decodeImage } from '../src/decode/decode.js';
 import { costOf } from '../src/model/cost.js';
 import { deepLabV3, featureSide, inferenceRuns, scaledSide, strategyMultiplyAdds } from '../src/model/deeplab.js';
 import { PAPER_SEGMENTATION_TABLE, segmentationCostTable } from '../src/model/deeplab-table.js';
-import { GraphBuilder, paramsOf, type Conv2dOp, type Graph, type Node, type Weights } from '../src/model/graph.js';
+import { GraphBuilder, paramsOf, type Conv2dOp, type Graph, type Node } from '../src/model/graph.js';
 import { addBackbone, mobileNetV2Classifier } from '../src/model/mobilenet-v2.js';
-import { runTask } from '../src/postprocess/index.js';
-import { argmaxChannels, mirrorNhwc, type SegmentationOutput, type SegmentationRequest } from '../src/postprocess/segment.js';
-import { classColour, legendOf, maskPng, scaleClassMap } from '../src/postprocess/segment-image.js';
-import { decodeImage } from '../src/preprocess/decode.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { Labels } from '../src/render/labels.js';
+import { classColour, legendOf, maskPng, scaleClassMap } from '../src/render/segmentation.js';
+import type { SegmentationRequest } from '../src/tasks.js';
+import { WeightImportError, type InputQuantization } from '../src/weights/common.js';
 import { importDeepLabWeights } from '../src/weights/tflite/deeplab.js';
-import { WeightImportError, type InputQuantization } from '../src/weights/tflite/import.js';
 import { BuiltinOp, readTflite } from '../src/weights/tflite/reader.js';
+import { loadRunner } from '../src/worker/load.js';
+import { argmaxChannels, mirrorNhwc } from '../src/worker/segment.js';
+import { variantCache, type SegmentationRunner, type VariantCache } from '../src/worker/segmentation-runner.js';
 import { MODEL_DIR, modelFile, photo, testConfig } from './helpers.js';
 
 const FULL = 'deeplabv3_mobilenet_v2_1.0_513';
@@ -53,7 +52,7 @@ describe('dilated backbone', () => {
   it.each([32, 16, 8] as const)('keeps the map at 1/%i of the input and dilates past it', (outputStride) => {
     const g = new GraphBuilder('backbone');
     const last = addBackbone(g, g.input('input', [3, 513, 513]), 1, { outputStride, lastConv: false });
-    const graph = g.build([last]);
+    const graph = g.build([last.output.name]);
     expect(graph.nodes.at(-1)!.shape).toEqual([320, featureSide(513, outputStride), featureSide(513, outputStride)]);
     const layers = convs(graph);
     for (const [name, [stride, dilation]] of Object.entries(expected[outputStride])) {
@@ -64,15 +63,15 @@ describe('dilated backbone', () => {
   });
 
   it('leaves the classifier as it was', () => {
-    expect(costOf(mobileNetV2Classifier({ alpha: 1, resolution: 224 })).multiplyAdds).toBe(300_775_552);
-    expect([...convs(mobileNetV2Classifier({ alpha: 1, resolution: 224 })).values()].every((n) => n.dilation === 1)).toBe(true);
+    expect(costOf(mobileNetV2Classifier({ alpha: 1, resolution: 224 }).graph).multiplyAdds).toBe(300_775_552);
+    expect([...convs(mobileNetV2Classifier({ alpha: 1, resolution: 224 }).graph).values()].every((n) => n.dilation === 1)).toBe(true);
   });
 
   it('rounds narrow widths as DeepLab does (no multiple of 8 below width 1.0)', () => {
-    const layers = convs(deepLabV3({ alpha: 0.5, resolution: 257, outputStride: 8, head: 'lite' }));
+    const layers = convs(deepLabV3({ alpha: 0.5, resolution: 257, outputStride: 8, head: 'lite' }).graph);
     expect(layers.get('block_1_project')!.shape[0]).toBe(12);
     expect(layers.get('block_16_project')!.shape[0]).toBe(160);
-    expect(convs(mobileNetV2Classifier({ alpha: 0.5, resolution: 224 })).get('block_1_project')!.shape[0]).toBe(16);
+    expect(convs(mobileNetV2Classifier({ alpha: 0.5, resolution: 224 }).graph).get('block_1_project')!.shape[0]).toBe(16);
   });
 
   it('refuses output strides other than 8, 16 and 32', () => {
@@ -83,7 +82,7 @@ describe('dilated backbone', () => {
 
 describe('DeepLabv3 heads', () => {
   it('lite: image pooling and a 1x1 branch of 256, projection, 21 logits, bilinear back to the input', () => {
-    const graph = deepLabV3({ alpha: 1, resolution: 513, outputStride: 16, head: 'lite' });
+    const graph = deepLabV3({ alpha: 1, resolution: 513, outputStride: 16, head: 'lite' }).graph;
     const concat = graph.nodes.find((n) => n.kind === 'concat')!;
     expect(concat.inputs).toEqual(['image_pooling_upsample', 'aspp0']);
     expect(concat.shape).toEqual([512, 33, 33]);
@@ -92,14 +91,14 @@ describe('DeepLabv3 heads', () => {
 
   it('ASPP: three 3x3 atrous branches at rates 6, 12, 18 at output stride 16, doubled at 8', () => {
     for (const [outputStride, rates] of [[16, [6, 12, 18]], [8, [12, 24, 36]]] as const) {
-      const layers = convs(deepLabV3({ alpha: 1, resolution: 513, outputStride, head: 'aspp' }));
+      const layers = convs(deepLabV3({ alpha: 1, resolution: 513, outputStride, head: 'aspp' }).graph);
       expect([1, 2, 3].map((i) => layers.get(`aspp${i}`)).map((n) => [n!.kernel, n!.dilation, n!.shape[0]])).toEqual(rates.map((r) => [3, r, 256]));
     }
   });
 
   it('scales the input as DeepLab does for multi-scale inference and returns logits at the input size', () => {
     expect([0.5, 0.75, 1.25, 1.75].map((s) => scaledSide(513, s))).toEqual([257, 385, 641, 897]);
-    const graph = deepLabV3({ alpha: 0.5, resolution: 257, outputStride: 8, head: 'lite', scale: 1.75, output: 'logits' });
+    const graph = deepLabV3({ alpha: 0.5, resolution: 257, outputStride: 8, head: 'lite', scale: 1.75, output: 'logits' }).graph;
     expect(graph.nodes.find((n) => n.name === 'input_scaled')!.shape).toEqual([3, 449, 449]);
     expect(graph.nodes.at(-1)!.shape).toEqual([21, 257, 257]);
     expect(inferenceRuns('mf')).toHaveLength(12);
@@ -116,8 +115,9 @@ describe('DeepLab weight import', () => {
   ] as const;
 
   it.each(cases)('fills every parameter from %s', (file, architecture) => {
-    const graph = deepLabV3({ ...architecture, head: 'lite' });
-    const { weights, input } = importDeepLabWeights(graph, modelFile(file), FLOAT_INPUT);
+    const model = deepLabV3({ ...architecture, head: 'lite' });
+    const { graph } = model;
+    const { weights, input } = importDeepLabWeights(model, modelFile(file), FLOAT_INPUT);
     for (const spec of paramsOf(graph)) {
       expect(weights.get(spec.name)?.length, spec.name).toBe(spec.shape.reduce((a, b) => a * b, 1));
       expect(weights.get(spec.name)!.every(Number.isFinite), spec.name).toBe(true);
@@ -140,8 +140,8 @@ describe('DeepLab weight import', () => {
 
   it('checks the head beyond the convolutions: resize modes and the order of the joined branches', () => {
     const file = modelFile('deeplabv3_mnv2_pascal_quant.tflite');
-    const graph = deepLabV3({ alpha: 1, resolution: 513, outputStride: 16, head: 'lite' });
-    const edit = (change: (n: Node) => Node): Graph => ({ ...graph, nodes: graph.nodes.map(change) });
+    const model = deepLabV3({ alpha: 1, resolution: 513, outputStride: 16, head: 'lite' });
+    const edit = (change: (n: Node) => Node) => ({ ...model, graph: { ...model.graph, nodes: model.graph.nodes.map(change) } });
     const halfPixel = edit((n) => (n.name === 'logits_upsample' ? { ...n, coordinates: 'half_pixel' } as Node : n));
     expect(() => importDeepLabWeights(halfPixel, file)).toThrow(/logits_upsample resizes to .*half_pixel.* but operator \d+ \(tensor \d+ 'ResizeBilinear_2'.*align_corners/);
     const swapped = edit((n) => (n.kind === 'concat' ? { ...n, inputs: [...n.inputs].reverse() } : n));
@@ -160,34 +160,31 @@ describe('DeepLab weight import', () => {
   });
 
   it('refuses a float file without a documented input normalization', () => {
-    const graph = deepLabV3({ alpha: 0.5, resolution: 257, outputStride: 8, head: 'lite' });
-    expect(() => importDeepLabWeights(graph, modelFile('deeplabv3_257_mv_gpu.tflite'))).toThrow(/input tensor .* is float32/);
+    const model = deepLabV3({ alpha: 0.5, resolution: 257, outputStride: 8, head: 'lite' });
+    expect(() => importDeepLabWeights(model, modelFile('deeplabv3_257_mv_gpu.tflite'))).toThrow(/input tensor .* is float32/);
   });
 });
 
 /** A catalog model loaded as a worker loads it, without the pool. */
-async function load(name: string): Promise<{ runs: ModelRuns; input: InputQuantization; resolution: number; engines: Engine[] }> {
-  const entry = findEntry(name);
-  const graph = entry.graph();
-  const { weights, input } = entry.importWeights(graph, join(MODEL_DIR, entry.weights));
-  const engines: Engine[] = [];
-  const start = async (g: Graph, w: Weights) => {
-    const engine = await loadEngine('onnx', g, w, { threads: 2, keepActivationMemory: false });
-    engines.push(engine);
-    return engine;
-  };
-  return { runs: modelRuns(graph, await start(graph, weights), entry.segmentation, weights, start), input, resolution: entry.resolution, engines };
+async function load(name: string): Promise<{ runner: SegmentationRunner; variants: VariantCache; resolution: number }> {
+  const entry = findEntry(name, 'segmentation');
+  const config = { modelDir: MODEL_DIR, models: [name], engine: 'onnx' as const, threads: 2, variantBudgetBytes: 2 ** 31 };
+  const variants = variantCache(config.variantBudgetBytes);
+  return { runner: (await loadRunner(entry, config, variants)) as SegmentationRunner, variants, resolution: entry.build().input.shape[1]! };
 }
 
 async function segmentPhoto(model: Awaited<ReturnType<typeof load>>, file: string, request: Omit<SegmentationRequest, 'task'>) {
   const { pixels } = await decodeImage(photo(file), model.resolution, { maxPixels: 50e6, minSide: 1 });
-  return (await runTask({ task: 'segmentation', ...request }, normalize(pixels, model.input), model.runs)) as SegmentationOutput;
+  return model.runner.run({ task: 'segmentation', ...request }, pixels);
 }
 
 describe('agreement with the reference outputs of the TFLite files', () => {
   const loaded: Awaited<ReturnType<typeof load>>[] = [];
   afterAll(async () => {
-    for (const model of loaded) for (const engine of model.engines) await engine.dispose();
+    for (const model of loaded) {
+      await model.variants.clear();
+      await model.runner.dispose();
+    }
   });
 
   it('bird_segmentation.png through the full-width model: at least 95% of pixels as deeplabv3_mnv2_pascal_quant.tflite', async () => {
@@ -195,7 +192,7 @@ describe('agreement with the reference outputs of the TFLite files', () => {
     loaded.push(model);
     const output = await segmentPhoto(model, 'bird_segmentation.png', { outputStride: 16, strategy: 'single' });
     const reference = await grey(photo('bird_segmentation_mask.png'));
-    expect(output.side).toBe(reference.width);
+    expect([output.width, output.height]).toEqual([reference.width, reference.height]);
     const share = agreement(output.classMap, reference.data);
     console.log(`bird_segmentation.png, ${FULL}: ${(100 * share).toFixed(2)}% of pixels as the TFLite reference`);
     expect(share).toBeGreaterThanOrEqual(0.95);
@@ -226,7 +223,7 @@ describe('agreement with the reference outputs of the TFLite files', () => {
     const single = await segmentPhoto(model, 'segmentation_input_rotation0.jpg', { outputStride: 8, strategy: 'single' });
     for (const request of [{ outputStride: 16, strategy: 'single' }, { outputStride: 8, strategy: 'mf' }] as const) {
       const other = await segmentPhoto(model, 'segmentation_input_rotation0.jpg', request);
-      expect(other.side).toBe(257);
+      expect([other.width, other.height]).toEqual([257, 257]);
       expect(agreement(other.classMap, single.classMap), JSON.stringify(request)).toBeGreaterThan(0.9);
     }
   });
@@ -234,19 +231,21 @@ describe('agreement with the reference outputs of the TFLite files', () => {
 
 describe('strategy and post-processing helpers', () => {
   it('mirrors pixels and takes the argmax over channels (ties to the lower id)', () => {
-    expect([...mirrorNhwc(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8), 2, 2)]).toEqual([3, 4, 1, 2, 7, 8, 5, 6]);
+    expect([...mirrorNhwc(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8), 2, 2, 2)]).toEqual([3, 4, 1, 2, 7, 8, 5, 6]);
+    // Two rows of three pixels, one channel.
+    expect([...mirrorNhwc(Float32Array.of(1, 2, 3, 4, 5, 6), 2, 3, 1)]).toEqual([3, 2, 1, 6, 5, 4]);
     // Two channels of a 2x2 map.
-    expect([...argmaxChannels(Float32Array.of(1, 5, 0, 2, 3, 5, 0, 1), 2)]).toEqual([1, 0, 0, 0]);
+    expect([...argmaxChannels(Float32Array.of(1, 5, 0, 2, 3, 5, 0, 1), 4)]).toEqual([1, 0, 0, 0]);
   });
 
   it('scales the class map by nearest neighbour and counts the legend as the scaled map has it', async () => {
-    const side = 5;
-    const map = Uint8Array.from({ length: side * side }, (_, i) => (i * 7) % 4);
-    for (const [width, height] of [[13, 7], [3, 11], [5, 5], [1, 1]] as const) {
-      const scaled = scaleClassMap(map, side, width, height);
+    // A 5 wide, 4 high model map: rows and columns scale independently.
+    const map = { classMap: Uint8Array.from({ length: 5 * 4 }, (_, i) => (i * 7) % 4), width: 5, height: 4 };
+    for (const [width, height] of [[13, 7], [3, 11], [5, 4], [1, 1]] as const) {
+      const scaled = scaleClassMap(map, width, height);
       const counted = new Map<number, number>();
       for (const c of scaled) counted.set(c, (counted.get(c) ?? 0) + 1);
-      const legend = legendOf(map, side, width, height, ['a', 'b', 'c', 'd']);
+      const legend = legendOf(map, width, height, new Labels(['a', 'b', 'c', 'd']));
       expect(new Map(legend.map((l) => [l.classId, l.pixels]))).toEqual(counted);
       expect(legend.reduce((s, l) => s + l.fraction, 0)).toBeCloseTo(1, 10);
       // The PNG holds the same bytes.
@@ -255,8 +254,9 @@ describe('strategy and post-processing helpers', () => {
       expect(Buffer.from(png.data).equals(Buffer.from(scaled))).toBe(true);
     }
     // One output row: its centre lies on the boundary of the two source rows and takes the lower one.
-    expect([...scaleClassMap(Uint8Array.of(1, 2, 3, 4), 2, 4, 1)]).toEqual([3, 3, 4, 4]);
-    expect([...scaleClassMap(Uint8Array.of(1, 2, 3, 4), 2, 1, 3)]).toEqual([2, 4, 4]);
+    const square = { classMap: Uint8Array.of(1, 2, 3, 4), width: 2, height: 2 };
+    expect([...scaleClassMap(square, 4, 1)]).toEqual([3, 3, 4, 4]);
+    expect([...scaleClassMap(square, 1, 3)]).toEqual([2, 4, 4]);
   });
 
   it('colours classes with the PASCAL VOC colour map', () => {
@@ -279,12 +279,12 @@ describe('cost model against the paper (Table 7)', () => {
 
   it('counts MF as the sum of twelve runs and ASPP as the difference the head makes', () => {
     const config = { alpha: 1, resolution: 513, outputStride: 16, head: 'lite' } as const;
-    const single = costOf(deepLabV3(config)).multiplyAdds;
+    const single = costOf(deepLabV3(config).graph).multiplyAdds;
     expect(strategyMultiplyAdds(config, 'single')).toBe(single);
     const mf = strategyMultiplyAdds(config, 'mf');
     expect(mf / single).toBeGreaterThan(2 * (0.25 + 0.5625 + 1 + 1.5625 + 2.25 + 3.0625) * 0.97);
     expect(row(16, 'aspp', 'single').params - row(16, 'lite', 'single').params).toBe(3 * (3 * 3 * 320 * 256 + 256) + 3 * 256 * 256);
-    // Our own convention at 512x512, as README states it.
+    // Our own convention at 512x512, as docs/cost-model.md states it.
     expect([row(16, 'lite', 'single').multiplyAdds512, row(16, 'aspp', 'single').multiplyAdds512]).toEqual([2_603_958_272, 5_070_209_024]);
   });
 });
@@ -347,9 +347,10 @@ describe('POST /v1/segment', () => {
     expect(mf.statusCode, mf.body).toBe(200);
     const answer = mf.json() as Answer;
     expect(answer.legend.map((l) => l.label)).toContain('dog');
-    const info = app.models.get(FLOAT)!.segmentation!;
-    expect(single.multiplyAdds).toBe(info.multiplyAdds['8/single']);
-    expect(answer.multiplyAdds).toBe(info.multiplyAdds['16/mf']);
+    // What the cost model counts for the file's architecture (width 0.5, 257, lite head) under each setting.
+    const architecture = { alpha: 0.5, resolution: 257, head: 'lite' } as const;
+    expect(single.multiplyAdds).toBe(strategyMultiplyAdds({ ...architecture, outputStride: 8 }, 'single'));
+    expect(answer.multiplyAdds).toBe(strategyMultiplyAdds({ ...architecture, outputStride: 16 }, 'mf'));
     expect(answer.multiplyAdds).toBeGreaterThan(5 * single.multiplyAdds);
     const after = (await app.metrics.multiplyAdds.get()).values.find((v) => v.labels.model === FLOAT)!.value;
     expect(after - base).toBe(single.multiplyAdds + answer.multiplyAdds);

@@ -4,17 +4,18 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
-import { findEntry } from '../src/catalog/catalog.js';
+import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { loadEngine, type EngineName } from '../src/engine/engine.js';
+import { type EngineName } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
 import { tf } from '../src/engine/tfjs/backend.js';
 import { costOf } from '../src/model/cost.js';
 import { GraphBuilder, type Graph, type Weights } from '../src/model/graph.js';
 import { memoryTable, PAPER_TABLE3 } from '../src/model/memory-table.js';
 import { mobileNetV2Classifier } from '../src/model/mobilenet-v2.js';
 import { sliceRanges, splitGraph, splittableBlocks, splitWeights } from '../src/model/split.js';
-import { decodeImage } from '../src/preprocess/decode.js';
-import { normalize } from '../src/preprocess/normalize.js';
+import { decodeImage } from '../src/decode/decode.js';
+import { normalize } from '../src/worker/normalize.js';
 import { MODEL_DIR, photo, testConfig } from './helpers.js';
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((worst, v, i) => Math.max(worst, Math.abs(v - b[i]!)), 0);
@@ -30,7 +31,7 @@ async function outputs(engine: EngineName, graph: Graph, weights: Weights, data:
 }
 
 describe('the split rewrite', () => {
-  const mobilenet = mobileNetV2Classifier({ alpha: 1, resolution: 224 });
+  const mobilenet = mobileNetV2Classifier({ alpha: 1, resolution: 224 }).graph;
 
   it('finds every inverted-residual block, the first layer included, and leaves the rest alone', () => {
     const blocks = splittableBlocks(mobilenet);
@@ -47,7 +48,7 @@ describe('the split rewrite', () => {
   });
 
   it('keeps an expansion that is also a feature map whole (SSDLite reads block_13_expand)', () => {
-    const ssd = findEntry('ssdlite_mobilenet_v2_coco').graph();
+    const ssd = findEntry('ssdlite_mobilenet_v2_coco').build().graph;
     const names = splittableBlocks(ssd).map((b) => b.expand.name);
     expect(names).toContain('block_12_expand');
     expect(names).not.toContain('block_13_expand');
@@ -90,14 +91,14 @@ describe.each([
 ])('%s split 2, 4 and 6 equals the unsplit model within 1e-4', (model, image) => {
   const entry = findEntry(model);
   // Segmentation is compared on its logits, before the argmax hides any difference.
-  const graph = entry.segmentation ? entry.segmentation.graph({ outputStride: entry.segmentation.outputStride, scale: 1, output: 'logits' }) : entry.graph();
+  const graph = entry.task === 'segmentation' ? entry.variant({ outputStride: entry.outputStride, scale: 1, output: 'logits' }).graph : entry.build().graph;
   let weights: Weights;
   let data: Float32Array;
   let plain: Float32Array[];
   beforeAll(async () => {
-    const imported = entry.importWeights(graph, `${MODEL_DIR}${entry.weights}`);
+    const { model: built, imported } = buildWithWeights(entry, MODEL_DIR);
     weights = imported.weights;
-    const { pixels } = await decodeImage(photo(image), entry.resolution, { maxPixels: 5e7, minSide: 1 });
+    const { pixels } = await decodeImage(photo(image), built.input.shape[1]!, { maxPixels: 5e7, minSide: 1 });
     data = normalize(pixels, imported.input);
     plain = await outputs('onnx', graph, weights, data);
   });
@@ -112,18 +113,23 @@ describe.each([
 });
 
 describe('activation memory of the split schedule', () => {
-  it('reproduces the paper\'s Table 3 convention: channels x side² x 2 bytes in thousands of bytes', () => {
-    for (const { channels, side, kilobytes } of PAPER_TABLE3) {
-      // Each figure is the exact size cut to whole K (2.56K is "2K") or within 2.5% of it (31.4K is "32K").
-      const exact = (channels * side * side * 2) / 1000;
-      expect(Math.floor(exact) === kilobytes || Math.abs(exact / kilobytes - 1) < 0.025, `${side}: ${exact}K vs ${kilobytes}K`).toBe(true);
-    }
+  it('gives the paper\'s Table 3 figures where its tensors are the graph\'s, and Table 2\'s widths at every side', () => {
     const table = memoryTable(1, 224, [1]);
     const row = (side: number) => table.rows.find((r) => r.side === side)!;
-    // Where our graph has the table's tensors, the bytes are the paper's: 16 x 112² and 320 x 7².
-    expect(row(112).bottleneck).toEqual({ name: 'expanded_conv_project', channels: 16, bytes: 401_408 });
-    expect(row(7).bottleneck).toEqual({ name: 'block_16_project', channels: 320, bytes: 31_360 });
-    expect(row(56).bottleneck!.channels).toBe(24);
+    // Table 2 (t, c, n, s) by hand: the widest block input or output at each side, in 16-bit bytes.
+    const widths = { 112: 16, 56: 24, 28: 32, 14: 96, 7: 320 };
+    for (const [side, channels] of Object.entries(widths).map(([s, c]) => [Number(s), c] as const)) {
+      expect(row(side).bottleneck, `${side}x${side}`).toMatchObject({ channels, bytes: channels * side * side * 2 });
+    }
+    expect(row(112).bottleneck!.name).toBe('expanded_conv_project');
+    expect(row(7).bottleneck!.name).toBe('block_16_project');
+    // Table 3 prints thousands of bytes, rounded: 400K for 16 x 112², 32K for 320 x 7². Its 56, 28
+    // and 14 rows list the next row's width (32, 64, 160 channels), which no tensor at that side has.
+    for (const side of [112, 7]) {
+      const paper = PAPER_TABLE3.find((p) => p.side === side)!;
+      expect(paper.channels).toBe(widths[side as 112 | 7]);
+      expect(Math.abs(row(side).bottleneck!.bytes / 1000 / paper.kilobytes - 1), `${side}x${side}`).toBeLessThan(0.025);
+    }
   });
 
   it('halves the computed peak at split 4 (float32: 6.02 MB plain, 3.01 MB split)', () => {
@@ -132,9 +138,7 @@ describe('activation memory of the split schedule', () => {
   });
 
   it('lowers the peak TensorFlow.js measures for a forward pass', async () => {
-    const entry = findEntry('mobilenet_v2_1.0_224');
-    const graph = entry.graph();
-    const { weights } = entry.importWeights(graph, `${MODEL_DIR}${entry.weights}`);
+    const { model: { graph }, imported: { weights } } = buildWithWeights(findEntry('mobilenet_v2_1.0_224'), MODEL_DIR);
     const measured: number[] = [];
     for (const k of [1, 4]) {
       const engine = await loadEngine('tfjs', splitGraph(graph, k), splitWeights(graph, weights, k), { threads: 1, tfjsBackend: 'wasm' });

@@ -2,7 +2,8 @@
 // relabel axes) against ONNX Runtime on graphs that mix every op, its backend choice, and its
 // memory hygiene.
 import { describe, expect, it } from 'vitest';
-import { loadEngine, type Engine } from '../src/engine/engine.js';
+import { type Engine } from '../src/engine/engine.js';
+import { loadEngine } from '../src/engine/load.js';
 import { tf, useTfjsBackend } from '../src/engine/tfjs/backend.js';
 import { GraphBuilder, elementCount, paramsOf, type Graph } from '../src/model/graph.js';
 

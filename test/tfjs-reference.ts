@@ -30,3 +30,42 @@ export async function runReference(model: GraphModel, pixels: Uint8Array, size: 
 }
 
 export { tf };
+
+export interface ReferenceDetection {
+  classId: number;
+  score: number;
+  box: { ymin: number; xmin: number; ymax: number; xmax: number };
+}
+
+/**
+ * Detections as TensorFlow selects them: tf.image.nonMaxSuppression on each class's scores
+ * (boxes [anchors, 4] as ymin, xmin, ymax, xmax; scores [anchors, classes] without background,
+ * class column c is class id c + 1), at most `maxDetections` per class, then the best
+ * `maxDetections` overall. An implementation none of ours shares code with.
+ */
+export async function tensorflowDetections(
+  boxes: Float32Array,
+  scores: Float32Array,
+  classes: number,
+  { minScore, iouThreshold, maxDetections }: { minScore: number; iouThreshold: number; maxDetections: number },
+): Promise<ReferenceDetection[]> {
+  const anchors = boxes.length / 4;
+  const boxTensor = tf.tensor2d(boxes, [anchors, 4]);
+  const detections: ReferenceDetection[] = [];
+  try {
+    for (let c = 0; c < classes; c++) {
+      const column = Float32Array.from({ length: anchors }, (_, a) => scores[a * classes + c]!);
+      const scoreTensor = tf.tensor1d(column);
+      // TensorFlow keeps scores above the threshold; ours keeps those at or above it. Shift by one ulp-ish step.
+      const kept = await tf.image.nonMaxSuppressionAsync(boxTensor, scoreTensor, maxDetections, iouThreshold, minScore - 1e-7);
+      for (const a of await kept.data()) {
+        const [ymin, xmin, ymax, xmax] = boxes.subarray(4 * a, 4 * a + 4);
+        detections.push({ classId: c + 1, score: column[a]!, box: { ymin: ymin!, xmin: xmin!, ymax: ymax!, xmax: xmax! } });
+      }
+      tf.dispose([scoreTensor, kept]);
+    }
+  } finally {
+    boxTensor.dispose();
+  }
+  return detections.sort((a, b) => b.score - a.score).slice(0, maxDetections);
+}

@@ -1,74 +1,77 @@
-// The models the service can load: an architecture from src/model plus imported weights.
-// Everything a worker or a route needs to know about a model is derived from this entry.
+// The models the service can load: an architecture from src/model plus imported weights and
+// labels. Both threads read it: the main thread to describe and route to a model, a worker to
+// build and load it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { costOf } from '../model/cost.js';
-import { deepLabV3, strategyMultiplyAdds, STRATEGIES, type DeepLabHead, type DeepLabVariant, type Strategy } from '../model/deeplab.js';
-import type { EngineName } from '../engine/engine.js';
-import type { Graph } from '../model/graph.js';
-import { splitGraph } from '../model/split.js';
-import { mobileNetV2Classifier, OUTPUT_STRIDES, type OutputStride } from '../model/mobilenet-v2.js';
-import { ssdMobileNetV2 } from '../model/ssdlite.js';
+import { deepLabV3, type DeepLabGraph, type DeepLabHead, type DeepLabVariant } from '../model/deeplab.js';
+import { mobileNetV2Classifier, type ClassifierGraph, type OutputStride } from '../model/mobilenet-v2.js';
+import { ssdMobileNetV2, type SsdGraph } from '../model/ssdlite.js';
+import type { Task } from '../tasks.js';
+import type { ImportedWeights } from '../weights/common.js';
 import { importSsdWeights } from '../weights/tfjs/import-ssd.js';
 import { importDeepLabWeights } from '../weights/tflite/deeplab.js';
-import { importTfliteWeights, type ImportedWeights } from '../weights/tflite/import.js';
+import { importTfliteWeights } from '../weights/tflite/import.js';
 
-export type Task = 'classification' | 'detection' | 'segmentation';
+interface EntryBase<T extends Task, G> {
+  name: string;
+  task: T;
+  description: string;
+  /** Width multiplier of the backbone. */
+  alpha: number;
+  /** Weight file (or folder) under the model directory, as listed in models/manifest.json. */
+  weights: string;
+  labels: string;
+  /** The class id of the label file's first line: 1 where the background class has no line. */
+  labelOffset: number;
+  /** The architecture, with the handles the worker and the cost model need. */
+  build(): G;
+  /** Reads the weight file (or folder) at `path` and maps it onto the graph, checking every tensor. */
+  importWeights(model: G, path: string): ImportedWeights;
+  /** Whether MODELS includes it when unset (default true); see README, Configuration. */
+  loadByDefault?: boolean;
+}
 
-/** What a segmentation model's weights fix, and the graphs a request may build over them. */
-export interface SegmentationSpec {
+export type ClassifierEntry = EntryBase<'classification', ClassifierGraph>;
+export type DetectorEntry = EntryBase<'detection', SsdGraph>;
+
+/** A segmentation model: what its weights fix, and the graphs a request may build over them. */
+export interface SegmenterEntry extends EntryBase<'segmentation', DeepLabGraph> {
   /** The output stride and head the file was built with; a request may ask for another stride. */
   outputStride: OutputStride;
   head: DeepLabHead;
   /** The graph for a request's output stride, input scale and output, with the same parameters. */
-  graph(variant: DeepLabVariant): Graph;
+  variant(variant: DeepLabVariant): DeepLabGraph;
 }
 
-export interface CatalogEntry {
-  name: string;
-  task: Task;
-  description: string;
-  alpha: number;
-  /** Side of the square input the image is resized to. */
-  resolution: number;
-  /** Weight file under the model directory, as listed in models/manifest.json. */
-  weights: string;
-  labels: string;
-  graph(): Graph;
-  /** Reads the weight file (or folder) at `path` and maps it onto the graph, checking every tensor. */
-  importWeights(graph: Graph, path: string): ImportedWeights;
-  /** Whether MODELS includes it when unset (default true); see README, Configuration. */
-  loadByDefault?: boolean;
-  segmentation?: SegmentationSpec;
-}
+export type CatalogEntry = ClassifierEntry | DetectorEntry | SegmenterEntry;
 
-function classifier(name: string, weights: string, description: string): CatalogEntry {
+function classifier(name: string, weights: string, description: string): ClassifierEntry {
   const architecture = { alpha: 1.0, resolution: 224, classes: 1001 };
   return {
     name,
     task: 'classification',
     description,
     alpha: architecture.alpha,
-    resolution: architecture.resolution,
     weights,
     labels: 'labels/imagenet_labels.txt',
-    graph: () => mobileNetV2Classifier(architecture),
-    importWeights: (graph, path) => importTfliteWeights(graph, readFileSync(path)),
+    labelOffset: 0,
+    build: () => mobileNetV2Classifier(architecture),
+    importWeights: (model, path) => importTfliteWeights(model.graph, readFileSync(path)),
   };
 }
 
-function ssdlite(name: string, weights: string, description: string): CatalogEntry {
+function ssdlite(name: string, weights: string, description: string): DetectorEntry {
   const config = { alpha: 1.0, resolution: 300, classes: 91, predictor: 'separable' } as const;
   return {
     name,
     task: 'detection',
     description,
     alpha: config.alpha,
-    resolution: config.resolution,
     weights,
     labels: 'labels/coco_labels.txt',
-    graph: () => ssdMobileNetV2(config),
-    importWeights: importSsdWeights,
+    labelOffset: 1,
+    build: () => ssdMobileNetV2(config),
+    importWeights: (model, path) => importSsdWeights(model.graph, path),
   };
 }
 
@@ -81,22 +84,24 @@ function deepLab(
   architecture: { alpha: number; resolution: number; outputStride: OutputStride },
   description: string,
   loadByDefault = true,
-): CatalogEntry {
+): SegmenterEntry {
   const { alpha, resolution, outputStride } = architecture;
   const head = 'lite';
-  const graph = (variant: DeepLabVariant) => deepLabV3({ alpha, resolution, head, ...variant });
+  const variant = (v: DeepLabVariant) => deepLabV3({ alpha, resolution, head, ...v });
   return {
     name,
     task: 'segmentation',
     description,
     alpha,
-    resolution,
     weights,
     labels: 'labels/pascal_voc_segmentation_labels.txt',
-    graph: () => graph({ outputStride, scale: 1, output: 'classes' }),
-    importWeights: (g, path) => importDeepLabWeights(g, readFileSync(path), FLOAT_INPUT),
+    labelOffset: 0,
+    build: () => variant({ outputStride, scale: 1, output: 'classes' }),
+    importWeights: (model, path) => importDeepLabWeights(model, readFileSync(path), FLOAT_INPUT),
     loadByDefault,
-    segmentation: { outputStride, head, graph },
+    outputStride,
+    head,
+    variant,
   };
 }
 
@@ -137,63 +142,19 @@ export const CATALOG: readonly CatalogEntry[] = [
   ),
 ];
 
-export function findEntry(name: string): CatalogEntry {
+export function findEntry(name: string): CatalogEntry;
+export function findEntry<T extends Task>(name: string, task: T): Extract<CatalogEntry, { task: T }>;
+export function findEntry(name: string, task?: Task): CatalogEntry {
   const entry = CATALOG.find((e) => e.name === name);
   if (!entry) throw new RangeError(`unknown model ${name}; available: ${CATALOG.map((e) => e.name).join(', ')}`);
+  if (task !== undefined && entry.task !== task) throw new RangeError(`model ${name} is a ${entry.task} model, not ${task}`);
   return entry;
 }
 
-/** What the HTTP side knows about a loaded model, without its weights. */
-export interface ModelInfo extends Pick<CatalogEntry, 'name' | 'task' | 'description' | 'alpha' | 'resolution' | 'weights'> {
-  params: number;
-  multiplyAdds: number;
-  /** Under the schedule the engine runs: with `split` > 1, the memory-efficient one. */
-  peakActivationBytes: number;
-  /** The engine that runs it and the split factor of memory-efficient inference (1 = off). */
-  engine: EngineName;
-  split: number;
-  labels: string[];
-  /** Segmentation models: the file's output stride and head, and the multiply-adds of every setting a request may choose. */
-  segmentation?: {
-    outputStride: OutputStride;
-    head: DeepLabHead;
-    multiplyAdds: Record<`${OutputStride}/${Strategy}`, number>;
-  };
-}
-
-export function describeModel(entry: CatalogEntry, modelDir: string, serving: { engine: EngineName; split?: number } = { engine: 'onnx' }): ModelInfo {
-  const graph = entry.graph();
-  const cost = costOf(graph);
-  const split = serving.split ?? 1;
-  return {
-    name: entry.name,
-    task: entry.task,
-    description: entry.description,
-    alpha: entry.alpha,
-    resolution: entry.resolution,
-    weights: entry.weights,
-    params: cost.params,
-    multiplyAdds: cost.multiplyAdds,
-    // Parameters and multiply-adds are the model's own (the split adds only zero biases and moves no work).
-    peakActivationBytes: split === 1 ? cost.peakActivationBytes : costOf(splitGraph(graph, split)).peakActivationBytes,
-    engine: serving.engine,
-    split,
-    labels: readLabels(join(modelDir, entry.labels)),
-    segmentation: entry.segmentation && describeSegmentation(entry, entry.segmentation),
-  };
-}
-
-function describeSegmentation(entry: CatalogEntry, spec: SegmentationSpec): ModelInfo['segmentation'] {
-  const base = { alpha: entry.alpha, resolution: entry.resolution, head: spec.head };
-  const multiplyAdds = Object.fromEntries(OUTPUT_STRIDES.flatMap((outputStride) =>
-    STRATEGIES.map((strategy) => [`${outputStride}/${strategy}`, strategyMultiplyAdds({ ...base, outputStride }, strategy)]),
-  )) as Record<`${OutputStride}/${Strategy}`, number>;
-  return { outputStride: spec.outputStride, head: spec.head, multiplyAdds };
-}
-
-/** One label per line; a blank line ends the list (the PASCAL VOC file adds a note after one). */
-export function readLabels(file: string): string[] {
-  const lines = readFileSync(file, 'utf8').split('\n').map((l) => l.trim());
-  const end = lines.indexOf('');
-  return end < 0 ? lines : lines.slice(0, end);
+/** An entry's architecture with its weights read from `modelDir`. */
+export function buildWithWeights<E extends CatalogEntry>(entry: E, modelDir: string): { model: ReturnType<E['build']>; imported: ImportedWeights } {
+  const model = entry.build() as ReturnType<E['build']>;
+  // Each entry's build and importWeights belong together; the union of entries cannot say so.
+  const importWeights = entry.importWeights as (model: ReturnType<E['build']>, path: string) => ImportedWeights;
+  return { model, imported: importWeights(model, join(modelDir, entry.weights)) };
 }

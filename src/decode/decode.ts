@@ -1,7 +1,15 @@
 // Decode -> orient -> sRGB RGB -> model resolution. Runs on libuv's threads through sharp, so
 // the event loop stays free; the result is raw HWC uint8 pixels ready to send to a worker.
 import sharp, { type Metadata } from 'sharp';
-import { ApiError } from '../http/errors.js';
+
+/** Why an image was refused: no bytes, not a supported format, too many pixels, a side too short, or bytes that do not decode. */
+export type ImageProblem = 'empty' | 'unsupported' | 'too_large' | 'too_small' | 'undecodable';
+
+export class ImageError extends Error {
+  constructor(readonly problem: ImageProblem, message: string) {
+    super(message);
+  }
+}
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'avif';
 
@@ -47,10 +55,10 @@ export const SUPPORTED_FORMATS: readonly ImageFormat[] = ['jpeg', 'png', 'webp',
  * near the borders still count. Animated images contribute their first frame.
  */
 export async function decodeImage(bytes: Uint8Array, resolution: number, limits: DecodeLimits): Promise<DecodedImage> {
-  if (bytes.length === 0) throw new ApiError('empty_body', 'the request has no image');
+  if (bytes.length === 0) throw new ImageError('empty', 'the request has no image');
   const format = sniffFormat(bytes);
   if (!format) {
-    throw new ApiError('unsupported_media_type', `${describeBytes(bytes)}; send one of ${SUPPORTED_FORMATS.join(', ')}`);
+    throw new ImageError('unsupported', `${describeBytes(bytes)}; send one of ${SUPPORTED_FORMATS.join(', ')}`);
   }
   const options = { limitInputPixels: limits.maxPixels, failOn: 'warning' } as const;
   let metadata: Metadata;
@@ -58,14 +66,14 @@ export async function decodeImage(bytes: Uint8Array, resolution: number, limits:
     // Header only: the pixel limit is checked below, with a message that names the size.
     metadata = await sharp(bytes, { ...options, limitInputPixels: false }).metadata();
   } catch (err) {
-    throw new ApiError('invalid_image', `the ${format} image cannot be read: ${firstLine(err)}`);
+    throw new ImageError('undecodable', `the ${format} image cannot be read: ${firstLine(err)}`);
   }
   const { width = 0, height = 0 } = metadata.autoOrient ?? metadata;
   if (width * height > limits.maxPixels) {
-    throw new ApiError('image_too_large', `the image is ${width}x${height} pixels; at most ${limits.maxPixels} pixels are accepted`);
+    throw new ImageError('too_large', `the image is ${width}x${height} pixels; at most ${limits.maxPixels} pixels are accepted`);
   }
   if (Math.min(width, height) < limits.minSide) {
-    throw new ApiError('image_too_small', `the image is ${width}x${height} pixels; each side must be at least ${limits.minSide}`);
+    throw new ImageError('too_small', `the image is ${width}x${height} pixels; each side must be at least ${limits.minSide}`);
   }
   try {
     const pixels = await sharp(bytes, options)
@@ -80,7 +88,7 @@ export async function decodeImage(bytes: Uint8Array, resolution: number, limits:
     }
     return { format, width, height, pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length) };
   } catch (err) {
-    throw new ApiError('invalid_image', `the ${format} image cannot be decoded: ${firstLine(err)}`);
+    throw new ImageError('undecodable', `the ${format} image cannot be decoded: ${firstLine(err)}`);
   }
 }
 

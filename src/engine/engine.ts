@@ -1,5 +1,6 @@
 // The contract between workers and execution engines: the same graph description and weights
-// go in, named float32 outputs come out. Engines differ only in how they execute.
+// go in, named float32 outputs come out. Engines differ only in how they execute; load.ts
+// picks one.
 import type { Graph, Weights } from '../model/graph.js';
 
 export const ENGINE_NAMES = ['onnx', 'tfjs'] as const;
@@ -34,17 +35,4 @@ export interface Engine {
   /** Runs a batch; returns each graph output as batch-major float32. */
   run(input: InputBatch): Promise<Map<string, Float32Array>>;
   dispose(): Promise<void>;
-}
-
-export async function loadEngine(name: EngineName, graph: Graph, weights: Weights, options: EngineOptions): Promise<Engine> {
-  switch (name) {
-    case 'onnx': {
-      const { OnnxEngine } = await import('./onnx/engine.js');
-      return OnnxEngine.load(graph, weights, options);
-    }
-    case 'tfjs': {
-      const { TfjsEngine } = await import('./tfjs/engine.js');
-      return TfjsEngine.load(graph, weights, options);
-    }
-  }
 }

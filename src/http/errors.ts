@@ -1,4 +1,11 @@
-// Every refusal the API makes: an HTTP status and a stable machine code, documented in openapi.yaml.
+// Every refusal the API makes: an HTTP status and a stable machine code, documented in
+// openapi.yaml. Each layer raises its own errors; apiErrorOf is the one place that turns them
+// into a code, a status and headers.
+import { ImageError, type ImageProblem } from '../decode/decode.js';
+import { ClientGoneError, DeadlineExceededError } from '../pipeline/lifetime.js';
+import { UnknownModelError } from '../pipeline/models.js';
+import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
+
 export const ERROR_CODES = {
   invalid_request: 400,
   empty_body: 400,
@@ -33,3 +40,26 @@ export interface ErrorBody {
 }
 
 export const errorBody = (code: ErrorCode, message: string): ErrorBody => ({ error: { code, message } });
+
+const IMAGE_CODES: Record<ImageProblem, ErrorCode> = {
+  empty: 'empty_body',
+  unsupported: 'unsupported_media_type',
+  too_large: 'image_too_large',
+  too_small: 'image_too_small',
+  undecodable: 'invalid_image',
+};
+
+/** The API's answer to an error of any layer below HTTP; undefined for an error none of them raises (a bug). */
+export function apiErrorOf(err: unknown): ApiError | undefined {
+  if (err instanceof ApiError) return err;
+  if (!(err instanceof Error)) return undefined;
+  const as = (code: ErrorCode, headers?: Record<string, string>) => new ApiError(code, err.message, headers);
+  if (err instanceof ImageError) return as(IMAGE_CODES[err.problem]);
+  if (err instanceof UnknownModelError) return as('unknown_model');
+  if (err instanceof DeadlineExceededError) return as('deadline_exceeded');
+  if (err instanceof ClientGoneError || err instanceof TaskAbortedError) return as('cancelled');
+  if (err instanceof QueueFullError) return as('queue_full', { 'retry-after': String(err.retryAfterSeconds) });
+  if (err instanceof PoolClosedError) return as('not_ready');
+  if (err instanceof WorkerFailedError) return as('worker_failed');
+  return undefined;
+}

@@ -1,7 +1,7 @@
 // The image bytes of a request: the one file field `image` of a multipart form, or the raw body.
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
-import { untilAborted } from './lifetime.js';
+import { untilAborted } from '../pipeline/lifetime.js';
 
 export const IMAGE_FIELD = 'image';
 

@@ -1,12 +1,14 @@
-// Each request's lifetime: a deadline (REQUEST_TIMEOUT_MS, or the client's X-Request-Timeout-Ms
-// up to MAX_REQUEST_TIMEOUT_MS) and the client's connection. Either ending aborts one signal that
-// every stage of an image request watches (upload, decode, queue, inference), so work nobody will
-// receive is dropped. Also the request id: taken from X-Request-Id or generated, and echoed.
+// Each HTTP request's lifetime (src/pipeline/lifetime.ts): its deadline from REQUEST_TIMEOUT_MS
+// or the client's X-Request-Timeout-Ms (up to MAX_REQUEST_TIMEOUT_MS), and the end of its
+// connection as the client leaving. Also the request id: taken from X-Request-Id or generated,
+// and echoed.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError, type ErrorCode } from './errors.js';
+import fp from 'fastify-plugin';
+import { RequestLifetime } from '../pipeline/lifetime.js';
+import { ApiError } from './errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,58 +17,8 @@ declare module 'fastify' {
   }
 }
 
-export type RequestStage = 'upload' | 'decode' | 'queue' | 'inference';
-export const REQUEST_STAGES: readonly RequestStage[] = ['upload', 'decode', 'queue', 'inference'];
-
 export const TIMEOUT_HEADER = 'x-request-timeout-ms';
 export const REQUEST_ID_HEADER = 'x-request-id';
-
-export class RequestLifetime {
-  /** Where the request is; an image route moves it forward. */
-  stage: RequestStage = 'upload';
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(readonly timeoutMs: number) {
-    this.timer = setTimeout(() => {
-      this.abort(new ApiError('deadline_exceeded', `the request did not finish within its deadline of ${timeoutMs} ms (it was in ${this.stage})`));
-    }, timeoutMs);
-    // A pending deadline must not keep a stopping process alive.
-    this.timer.unref();
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  /** The deadline or disconnect that ended the request early, if one did. */
-  get abortedWith(): ApiError | undefined {
-    return this.signal.aborted ? (this.signal.reason as ApiError) : undefined;
-  }
-
-  clientLeft(): void {
-    this.abort(new ApiError('cancelled', `the client closed the connection during ${this.stage}`));
-  }
-
-  end(): void {
-    clearTimeout(this.timer);
-  }
-
-  private abort(reason: ApiError): void {
-    this.end();
-    this.controller.abort(reason);
-  }
-}
-
-/** Rejects with the signal's reason as soon as it aborts; `work` goes on but its outcome is ignored. */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
@@ -90,8 +42,8 @@ function timeoutOf(request: FastifyRequest, defaultMs: number, maxMs: number): n
 const hasBody = (request: FastifyRequest) =>
   Number(request.headers['content-length'] ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined;
 
-/** Installs the hooks on the root instance, so every route, present or future, has them. */
-export function installRequestLifetime(app: FastifyInstance, options: { defaultMs: number; maxMs: number }): void {
+/** `request.lifetime` for every route, present or future (the hooks sit on the root instance). */
+export const requestLifetime = fp(async (app: FastifyInstance, options: { defaultMs: number; maxMs: number }) => {
   app.decorateRequest('lifetime', null);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -124,12 +76,4 @@ export function installRequestLifetime(app: FastifyInstance, options: { defaultM
   });
 
   app.addHook('onResponse', async (request) => request.lifetime?.end());
-}
-
-/** The code to answer with: a deadline or disconnect that came first overrides whatever failed after it. */
-export function effectiveError(request: FastifyRequest, error: Error): { apiError?: ApiError; stage?: RequestStage } {
-  const aborted = request.lifetime?.abortedWith;
-  return { apiError: aborted ?? (error instanceof ApiError ? error : undefined), stage: request.lifetime?.stage };
-}
-
-export const isAbortCode = (code: ErrorCode): code is 'deadline_exceeded' | 'cancelled' => code === 'deadline_exceeded' || code === 'cancelled';
+}, { name: 'lifetime' });

@@ -1,9 +1,7 @@
 // Routes that can answer with a picture instead of JSON: `format=image` or an Accept header
 // that asks for PNG or JPEG.
 import type { FastifyRequest } from 'fastify';
-import type { Sharp } from 'sharp';
-
-export type ImageType = 'image/png' | 'image/jpeg';
+import type { ImageType } from '../render/encode.js';
 
 /** The picture type the client asked for, or undefined for JSON. */
 export function requestedImageType(request: FastifyRequest, format: string | undefined): ImageType | undefined {
@@ -15,8 +13,4 @@ export function requestedImageType(request: FastifyRequest, format: string | und
     return jpeg && !png ? 'image/jpeg' : 'image/png';
   }
   return undefined;
-}
-
-export function encode(picture: Sharp, type: ImageType): Promise<Buffer> {
-  return (type === 'image/jpeg' ? picture.jpeg({ quality: 90 }) : picture.png()).toBuffer();
 }

@@ -1,15 +1,21 @@
 // Prometheus metrics in base units. One registry per app so tests can build apps side by side.
+// The metrics are fed by the layers that measure; they import none of them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { REQUEST_STAGES } from '../http/lifetime.js';
-import { RESTART_REASONS } from '../pool/pool.js';
 
 const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
 
-export function createMetrics() {
+export interface MetricLabels {
+  /** Stages a request can be in when it runs out of time or its client leaves. */
+  stages: readonly string[];
+  /** Why a worker can be replaced. */
+  restartReasons: readonly string[];
+}
+
+export function createMetrics({ stages, restartReasons }: MetricLabels) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const byStage = (name: string, help: string) =>
-    new Counter({ name, help: `${help}, by the stage they were in (${REQUEST_STAGES.join(', ')})`, labelNames: ['stage'] as const, registers: [registry] });
+    new Counter({ name, help: `${help}, by the stage they were in (${stages.join(', ')})`, labelNames: ['stage'] as const, registers: [registry] });
   // prom-client's totals of active handles, requests and resources are gauges named like
   // counters (`_total`), which `promtool check metrics` rejects; the per-type gauges it also
   // exports (nodejs_active_handles{type}, ...) sum to the same numbers.
@@ -63,8 +69,18 @@ export function createMetrics() {
     }),
     workerRestarts: new Counter({
       name: 'vision_worker_restarts_total',
-      help: 'Workers replaced after they stopped, by why they stopped (error, exit, watchdog)',
+      help: `Workers replaced after they stopped, by why they stopped (${restartReasons.join(', ')})`,
       labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    variantBytes: new Gauge({
+      name: 'vision_segmentation_variant_bytes',
+      help: 'Memory held by the engines of segmentation settings other than a model\'s own, estimated from the cost model, all workers (VARIANT_MEMORY_MB bounds it)',
+      registers: [registry],
+    }),
+    variantEngines: new Gauge({
+      name: 'vision_segmentation_variant_engines',
+      help: 'Engines of segmentation settings other than a model\'s own that the workers keep',
       registers: [registry],
     }),
     workersReady: new Gauge({
@@ -76,11 +92,11 @@ export function createMetrics() {
     clientDisconnects: byStage('vision_client_disconnects_total', 'Requests whose client went away before the answer'),
   };
   // Every series exists from the start, so a rate() over it never begins with a gap.
-  for (const stage of REQUEST_STAGES) {
+  for (const stage of stages) {
     metrics.deadlineExceeded.inc({ stage }, 0);
     metrics.clientDisconnects.inc({ stage }, 0);
   }
-  for (const reason of RESTART_REASONS) metrics.workerRestarts.inc({ reason }, 0);
+  for (const reason of restartReasons) metrics.workerRestarts.inc({ reason }, 0);
   return metrics;
 }
 

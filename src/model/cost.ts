@@ -1,7 +1,7 @@
 // Parameters, multiply-adds and activation memory, derived from the graph description alone.
 // Convention: batch norm is folded (a convolution has weight + bias, no separate BN parameters);
 // multiply-adds count convolutions only (element-wise adds, pooling and softmax are not MACs).
-import { elementCount, type Graph, type Node } from './graph.js';
+import { elementCount, lastReadSteps, type Graph, type Node } from './graph.js';
 import { splittableBlocks } from './split.js';
 
 export interface LayerCost {
@@ -67,10 +67,7 @@ export function costOf(graph: Graph, bytesPerElement = 4): GraphCost {
 }
 
 function liveBytesByStep(graph: Graph, outputBytes: readonly number[]): number[] {
-  const lastUse = new Map<string, number>();
-  graph.nodes.forEach((node, step) => node.inputs.forEach((input) => lastUse.set(input, step)));
-  for (const output of graph.outputs) lastUse.set(output, graph.nodes.length);
-
+  const lastUse = lastReadSteps(graph);
   const live = new Map<string, number>();
   return graph.nodes.map((node, step) => {
     live.set(node.name, outputBytes[step]!);

@@ -1,6 +1,6 @@
 // The paper's segmentation table (Sandler et al. 2018, Table 7: DeepLabv3 on MobileNetV2,
 // PASCAL VOC 2012 val) and the two counting conventions behind its figures, which differ from
-// ours (see README, Cost model): parameters as TensorFlow's trainable variables, and
+// ours (see docs/cost-model.md): parameters as TensorFlow's trainable variables, and
 // multiply-adds as TensorFlow executes an atrous convolution.
 import { costOf } from './cost.js';
 import { deepLabV3, strategyMultiplyAdds, STRATEGIES, type DeepLabHead, type Strategy } from './deeplab.js';
@@ -80,7 +80,7 @@ export interface SegmentationCostRow {
 export function segmentationCostTable(): SegmentationCostRow[] {
   return ([16, 8] as const).flatMap((outputStride) => (['aspp', 'lite'] as const).flatMap((head) => STRATEGIES.map((strategy) => {
     const config = { alpha: 1, outputStride, head };
-    const graph = deepLabV3({ ...config, resolution: 512 });
+    const { graph } = deepLabV3({ ...config, resolution: 512 });
     const at = (resolution: number, count?: (g: Graph) => number) => strategyMultiplyAdds({ ...config, resolution }, strategy, count);
     return {
       outputStride,

@@ -2,7 +2,7 @@
 // the head as keras-deeplab-v3-plus gives them. The head reads the last bottleneck (320 x alpha
 // channels, "the second-last feature map"), not the 1x1 conv to 1280.
 import { costOf } from './cost.js';
-import { GraphBuilder, type Graph, type ResizeBilinearOp } from './graph.js';
+import { GraphBuilder, type BuiltGraph, type Graph, type ResizeBilinearOp, type Tensor } from './graph.js';
 import { addBackbone, OUTPUT_STRIDES, WIDTH_MULTIPLIERS, type OutputStride } from './mobilenet-v2.js';
 
 /**
@@ -76,16 +76,18 @@ export interface DeepLabVariant {
 
 /**
  * Multiply-adds of one image under a strategy: the sum over its runs (a mirrored run costs the
- * same). `count` is our convention unless a caller counts another way.
+ * same). `logitsAt` is the model's logits graph at an input scale, as a DeepLab config or any
+ * builder of the same network gives it; `count` is our convention unless a caller counts another way.
  */
 export function strategyMultiplyAdds(
-  config: Omit<DeepLabConfig, 'scale' | 'output'>,
+  logitsAt: Omit<DeepLabConfig, 'scale' | 'output'> | ((scale: number) => Graph),
   strategy: Strategy,
   count: (graph: Graph) => number = (graph) => costOf(graph).multiplyAdds,
 ): number {
+  const graphAt = typeof logitsAt === 'function' ? logitsAt : (scale: number) => deepLabV3({ ...logitsAt, scale, output: 'logits' }).graph;
   const runsPerScale = new Map<number, number>();
   for (const { scale } of inferenceRuns(strategy)) runsPerScale.set(scale, (runsPerScale.get(scale) ?? 0) + 1);
-  return [...runsPerScale].reduce((sum, [scale, runs]) => sum + runs * count(deepLabV3({ ...config, scale, output: 'logits' })), 0);
+  return [...runsPerScale].reduce((sum, [scale, runs]) => sum + runs * count(graphAt(scale)), 0);
 }
 
 export function asppRates(outputStride: OutputStride): number[] {
@@ -113,27 +115,36 @@ function validate(config: DeepLabConfig): Required<DeepLabConfig> {
   return { alpha, resolution, outputStride, head, classes, output, scale };
 }
 
+/** The segmentation network with the handles its users need. */
+export interface DeepLabGraph extends BuiltGraph {
+  readonly classes: number;
+  /** The graph's one output: class ids [h, w] or logits [classes, h, w], at the input's size. */
+  readonly output: Tensor;
+  readonly outputKind: 'classes' | 'logits';
+  /** The in-graph resize of the input for multi-scale inference; absent at scale 1. */
+  readonly inputResize?: Tensor;
+  /** The head's bilinear resizes, in graph order (image pooling back over the map, logits to the input). */
+  readonly headResizes: readonly Tensor[];
+}
+
 /** DeepLabv3 + MobileNetV2: dilated backbone, image pooling and 1x1 (and 3x3 atrous) branches, logits upsampled to the input. */
-export function deepLabV3(config: DeepLabConfig): Graph {
+export function deepLabV3(config: DeepLabConfig): DeepLabGraph {
   const { alpha, resolution, outputStride, head, classes, output, scale } = validate(config);
   const suffix = scale === 1 ? '' : `_scale${scale}`;
   const g = new GraphBuilder(`${deepLabName({ alpha, resolution, outputStride, head })}${suffix}`);
-  let x = g.input('input', [3, resolution, resolution]);
-  if (scale !== 1) {
-    const side = scaledSide(resolution, scale);
-    x = g.resizeBilinear('input_scaled', x, [side, side], COORDINATES);
-  }
+  const input = g.input('input', [3, resolution, resolution]);
+  const side = scaledSide(resolution, scale);
+  const inputResize = scale === 1 ? undefined : g.resizeBilinear('input_scaled', input, [side, side], COORDINATES);
   // DeepLab builds its narrower backbones without rounding widths to multiples of 8.
-  const features = addBackbone(g, x, alpha, { outputStride, lastConv: false, channelDivisor: alpha === 1 ? 8 : 1 });
-  const [, height, width] = g.shapeOf(features) as [number, number, number];
+  const backbone = addBackbone(g, inputResize ?? input, alpha, { outputStride, lastConv: false, channelDivisor: alpha === 1 ? 8 : 1 });
+  const features = backbone.output.name;
+  const [, height, width] = backbone.output.shape as [number, number, number];
 
   // Image-level features: one 256-vector for the whole image, spread back over the map.
   const pooled = g.globalAvgPool('image_pooling_pool', features);
   const imageFeatures = g.conv2d('image_pooling', pooled, { out: HEAD_CHANNELS, activation: 'relu' });
-  const branches = [
-    g.resizeBilinear('image_pooling_upsample', imageFeatures, [height, width], COORDINATES),
-    g.conv2d('aspp0', features, { out: HEAD_CHANNELS, activation: 'relu' }),
-  ];
+  const poolingUpsample = g.resizeBilinear('image_pooling_upsample', imageFeatures, [height, width], COORDINATES);
+  const branches = [poolingUpsample, g.conv2d('aspp0', features, { out: HEAD_CHANNELS, activation: 'relu' })];
   if (head === 'aspp') {
     asppRates(outputStride).forEach((rate, i) => {
       branches.push(g.conv2d(`aspp${i + 1}`, features, { out: HEAD_CHANNELS, kernel: 3, dilation: rate, activation: 'relu' }));
@@ -143,5 +154,14 @@ export function deepLabV3(config: DeepLabConfig): Graph {
   const projected = g.conv2d('concat_projection', joined, { out: HEAD_CHANNELS, activation: 'relu' });
   const logits = g.conv2d('logits_semantic', projected, { out: classes });
   const upsampled = g.resizeBilinear('logits_upsample', logits, [resolution, resolution], COORDINATES);
-  return g.build([output === 'classes' ? g.argmax('class_map', upsampled) : upsampled]);
+  const result = output === 'classes' ? g.argmax('class_map', upsampled) : upsampled;
+  return {
+    graph: g.build([result]),
+    input: g.tensor(input),
+    classes,
+    output: g.tensor(result),
+    outputKind: output,
+    inputResize: inputResize === undefined ? undefined : g.tensor(inputResize),
+    headResizes: [g.tensor(poolingUpsample), g.tensor(upsampled)],
+  };
 }

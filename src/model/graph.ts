@@ -103,6 +103,18 @@ export interface Graph {
 
 export type Weights = ReadonlyMap<string, Float32Array>;
 
+/** A handle on one node's output, as builders hand it to whoever needs that tensor. */
+export interface Tensor {
+  readonly name: string;
+  readonly shape: Shape;
+}
+
+/** What every builder returns: the graph and its input. Task builders add their own handles. */
+export interface BuiltGraph {
+  readonly graph: Graph;
+  readonly input: Tensor;
+}
+
 export function elementCount(shape: Shape): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -119,6 +131,31 @@ export function samePadding(input: number, kernel: number, stride: number, dilat
 export function convOutputSize(input: number, op: Pick<Conv2dOp, 'kernel' | 'stride' | 'dilation' | 'padding'>): number {
   if (op.padding === 'same') return Math.ceil(input / op.stride);
   return Math.floor((input - ((op.kernel - 1) * op.dilation + 1)) / op.stride) + 1;
+}
+
+/** Depthwise: one filter per channel, channels in = channels out = groups. */
+export function isDepthwise(node: Node<Conv2dOp>): boolean {
+  const [out, inPerGroup] = node.weight.shape as [number, number];
+  return node.groups > 1 && inPerGroup === 1 && out === node.groups;
+}
+
+/** The steps (indices into graph.nodes) that read each node's output, in graph order. */
+export function readerSteps(graph: Graph): Map<string, number[]> {
+  const readers = new Map<string, number[]>();
+  graph.nodes.forEach((node, step) => {
+    for (const input of node.inputs) readers.set(input, [...(readers.get(input) ?? []), step]);
+  });
+  return readers;
+}
+
+/**
+ * The last step that needs each node's output: its last reader, or graph.nodes.length for a
+ * graph output (needed after the run). A tensor may be released once its step has run.
+ */
+export function lastReadSteps(graph: Graph): Map<string, number> {
+  const last = new Map([...readerSteps(graph)].map(([name, steps]) => [name, steps.at(-1)!]));
+  for (const output of graph.outputs) last.set(output, graph.nodes.length);
+  return last;
 }
 
 export function paramsOf(graph: Graph): ParamSpec[] {
@@ -147,6 +184,16 @@ export class GraphBuilder {
     const node = this.byName.get(name);
     if (!node) throw new Error(`graph ${this.name}: no node named ${name}`);
     return node.shape;
+  }
+
+  /** Nodes added so far. */
+  get size(): number {
+    return this.nodes.length;
+  }
+
+  /** The handle on a node's output. */
+  tensor(name: string): Tensor {
+    return { name, shape: this.shapeOf(name) };
   }
 
   private push<O extends Op>(node: Node<O>): string {

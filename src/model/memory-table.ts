@@ -39,7 +39,7 @@ export interface MemoryTable {
 
 /** MobileNetV2 (classifier) memory per resolution under each split factor; 1 = the plain schedule. */
 export function memoryTable(alpha: number, resolution: number, splits: readonly number[], bytesPerElement = FLOAT16_BYTES): MemoryTable {
-  const graph = mobileNetV2Classifier({ alpha, resolution });
+  const { graph } = mobileNetV2Classifier({ alpha, resolution });
   const schedules = splits.map((k) => {
     const split = splitGraph(graph, k);
     const cost = costOf(split, bytesPerElement);

@@ -1,5 +1,5 @@
 // MobileNetV2 (Sandler et al., 2018, Table 2) as data plus one loop, with Keras' layer names.
-import { GraphBuilder, type Graph } from './graph.js';
+import { GraphBuilder, type BuiltGraph, type Tensor } from './graph.js';
 
 /** One row of the paper's Table 2: expansion t, output channels c, repeats n, first stride s. */
 export interface BottleneckRow {
@@ -59,8 +59,8 @@ export function blockPrefix(id: number): string {
   return id === 0 ? 'expanded_conv' : `block_${id}`;
 }
 
-/** Names of the nodes that end the backbone, for heads that attach to it. */
-export const BACKBONE_OUTPUT = 'out_relu';
+/** Keras' name of the 1x1 conv to 1280 channels that ends the classifier's backbone. */
+const LAST_CONV = 'out_relu';
 
 /** Input side / feature map side at the end of the backbone. 32 is the paper's (and the classifier's) network. */
 export const OUTPUT_STRIDES = [8, 16, 32] as const;
@@ -82,8 +82,28 @@ export interface BackboneOptions {
   channelDivisor?: number;
 }
 
-/** Adds the MobileNetV2 feature extractor (everything before pooling) and returns its last node. */
-export function addBackbone(g: GraphBuilder, input: string, alpha: number, options: BackboneOptions = {}): string {
+/** One inverted-residual block as built: its tensors, and where in the network it runs. */
+export interface BottleneckBlock {
+  readonly prefix: string;
+  readonly input: Tensor;
+  /** The 1x1 expansion; absent when the expansion factor is 1. */
+  readonly expand?: Tensor;
+  readonly depthwise: Tensor;
+  readonly output: Tensor;
+  /** How much the network has reduced the input where the block starts, and the block's own stride. */
+  readonly inputStride: number;
+  readonly stride: number;
+}
+
+/** Handles on the feature extractor, for the heads that attach to it. */
+export interface Backbone {
+  /** The last tensor: the conv to 1280 channels, or the last bottleneck without it. */
+  readonly output: Tensor;
+  readonly blocks: readonly BottleneckBlock[];
+}
+
+/** Adds the MobileNetV2 feature extractor (everything before pooling). */
+export function addBackbone(g: GraphBuilder, input: string, alpha: number, options: BackboneOptions = {}): Backbone {
   const { outputStride = 32, lastConv = true, channelDivisor = 8 } = options;
   const width = (channels: number) => makeDivisible(channels * alpha, channelDivisor, 8);
   if (!(OUTPUT_STRIDES as readonly number[]).includes(outputStride)) {
@@ -106,16 +126,20 @@ export function addBackbone(g: GraphBuilder, input: string, alpha: number, optio
   let x = g.conv2d('Conv1', input, {
     out: width(FIRST_CONV_CHANNELS), kernel: 3, ...atrous(2), activation: 'relu6',
   });
-  let id = 0;
+  const blocks: BottleneckBlock[] = [];
   for (const { t, c, n, s } of BOTTLENECK_ROWS) {
     const out = width(c);
-    for (let i = 0; i < n; i++, id++) {
-      x = addInvertedResidual(g, blockPrefix(id), x, { expansion: t, out, ...atrous(i === 0 ? s : 1) });
+    for (let i = 0; i < n; i++) {
+      const inputStride = reached;
+      const geometry = atrous(i === 0 ? s : 1);
+      const block = addInvertedResidual(g, blockPrefix(blocks.length), x, { expansion: t, out, ...geometry });
+      blocks.push({ ...block, inputStride, stride: geometry.stride });
+      x = block.output.name;
     }
   }
-  if (!lastConv) return x;
+  if (!lastConv) return { output: g.tensor(x), blocks };
   const last = alpha > 1 ? makeDivisible(LAST_CONV_CHANNELS * alpha) : LAST_CONV_CHANNELS;
-  return g.conv2d(BACKBONE_OUTPUT, x, { out: last, activation: 'relu6' });
+  return { output: g.tensor(g.conv2d(LAST_CONV, x, { out: last, activation: 'relu6' })), blocks };
 }
 
 function addInvertedResidual(
@@ -123,7 +147,7 @@ function addInvertedResidual(
   prefix: string,
   input: string,
   { expansion, out, stride, dilation }: { expansion: number; out: number; stride: number; dilation: number },
-): string {
+): Pick<BottleneckBlock, 'prefix' | 'input' | 'expand' | 'depthwise' | 'output'> {
   const [inChannels] = g.shapeOf(input) as [number];
   // A multiple of 8 already whenever the widths are; TF-slim rounds it for narrower ones.
   const hidden = makeDivisible(inChannels * expansion);
@@ -135,16 +159,31 @@ function addInvertedResidual(
   });
   // Linear bottleneck: no activation after the projection.
   const projected = g.conv2d(`${prefix}_project`, depthwise, { out });
-  return stride === 1 && inChannels === out ? g.add(`${prefix}_add`, input, projected) : projected;
+  const output = stride === 1 && inChannels === out ? g.add(`${prefix}_add`, input, projected) : projected;
+  return {
+    prefix,
+    input: g.tensor(input),
+    expand: expansion === 1 ? undefined : g.tensor(expanded),
+    depthwise: g.tensor(depthwise),
+    output: g.tensor(output),
+  };
+}
+
+/** The classifier with the handles its users need: class count and the probabilities. */
+export interface ClassifierGraph extends BuiltGraph {
+  readonly classes: number;
+  /** Softmax over the classes, [classes]. */
+  readonly probabilities: Tensor;
 }
 
 /** The classification network: backbone, global average pool, 1x1 classifier, softmax. */
-export function mobileNetV2Classifier(config: MobileNetV2Config): Graph {
+export function mobileNetV2Classifier(config: MobileNetV2Config): ClassifierGraph {
   const { alpha, resolution, classes } = validateConfig(config);
   const g = new GraphBuilder(`mobilenet_v2_${alpha.toFixed(2)}_${resolution}`);
   const input = g.input('input', [3, resolution, resolution]);
   const features = addBackbone(g, input, alpha);
-  const pooled = g.globalAvgPool('global_average_pooling2d', features);
+  const pooled = g.globalAvgPool('global_average_pooling2d', features.output.name);
   const logits = g.conv2d('Logits', pooled, { out: classes });
-  return g.build([g.softmax('predictions', logits)]);
+  const probabilities = g.softmax('predictions', logits);
+  return { graph: g.build([probabilities]), input: g.tensor(input), classes, probabilities: g.tensor(probabilities) };
 }

@@ -4,7 +4,7 @@
 // because expansion, batch norm, ReLU6 and the depthwise conv act on each channel alone and the
 // projection is linear. Run slice by slice, only a 1/k slice of the expanded tensor is ever live.
 // This is a rewrite of the graph description (and of its weights), so every engine runs it.
-import { elementCount, type Conv2dOp, type Graph, type Node, type Weights } from './graph.js';
+import { elementCount, isDepthwise, readerSteps, type Conv2dOp, type Graph, type Node, type Weights } from './graph.js';
 
 type Conv = Node<Conv2dOp>;
 
@@ -30,17 +30,16 @@ const isFull = (node: Conv) => node.groups === 1;
  * feature map (SSDLite reads block_13_expand) must stay whole.
  */
 export function splittableBlocks(graph: Graph): SplittableBlock[] {
-  const readers = new Map<string, Node[]>();
-  for (const node of graph.nodes) for (const input of node.inputs) readers.set(input, [...(readers.get(input) ?? []), node]);
+  const readers = readerSteps(graph);
   const onlyReader = (name: string) => {
-    const r = readers.get(name) ?? [];
-    return r.length === 1 && !graph.outputs.includes(name) ? r[0] : undefined;
+    const steps = readers.get(name) ?? [];
+    return steps.length === 1 && !graph.outputs.includes(name) ? graph.nodes[steps[0]!] : undefined;
   };
   const blocks: SplittableBlock[] = [];
   for (const expand of graph.nodes) {
     if (!isConv(expand) || !isFull(expand)) continue;
     const depthwise = onlyReader(expand.name);
-    if (!isConv(depthwise) || depthwise.groups !== expand.shape[0] || depthwise.groups !== depthwise.shape[0]) continue;
+    if (!isConv(depthwise) || !isDepthwise(depthwise)) continue;
     const project = onlyReader(depthwise.name);
     // A 1x1 projection: its weight's columns are the expanded channels the slices divide.
     if (!isConv(project) || !isFull(project) || project.kernel !== 1 || project.activation !== 'none') continue;

@@ -1,13 +1,21 @@
 // SSDLite on MobileNetV2 (paper, section 6.2): SSD whose extra feature layers and box predictors
 // use separable convolutions. Names follow the TF Object Detection API so weight files map on.
-import { GraphBuilder, type Graph } from './graph.js';
-import { addBackbone, validateConfig } from './mobilenet-v2.js';
+import { GraphBuilder, type BuiltGraph, type Tensor } from './graph.js';
+import { addBackbone, validateConfig, type Backbone } from './mobilenet-v2.js';
 
 /** Depths of the four extra feature layers, each reached by a stride-2 3x3 layer. */
 export const EXTRA_LAYER_DEPTHS = [512, 256, 256, 128] as const;
-/** The expansion of bottleneck 13 (the paper's 15th layer): output stride 16, 576 channels at width 1. */
-export const FIRST_FEATURE_MAP = 'block_13_expand';
 export const BOX_CODE_SIZE = 4;
+
+/**
+ * SSDLite's first feature map (paper, section 6.2): the expansion of the block that takes the
+ * network from output stride 16 to 32 (block 13, the paper's 15th layer; 576 channels at width 1).
+ */
+function firstFeatureMap(backbone: Backbone): Tensor {
+  const block = backbone.blocks.find((b) => b.inputStride === 16 && b.stride === 2);
+  if (!block?.expand) throw new Error('the backbone has no expanded block at output stride 16');
+  return block.expand;
+}
 
 export interface SsdConfig {
   alpha: number;
@@ -36,9 +44,10 @@ export function anchorBoxSpecs(layer: number, layers: number): [number, number][
 }
 
 /** Anchors as [yCenter, xCenter, height, width] rows, in the order the predictors emit them. */
-export function ssdAnchors(featureMaps: readonly [number, number][]): Float32Array {
+export function ssdAnchors(featureMaps: readonly Tensor[]): Float32Array {
   const rows: number[] = [];
-  featureMaps.forEach(([height, width], layer) => {
+  featureMaps.forEach((map, layer) => {
+    const [, height, width] = map.shape as [number, number, number];
     const specs = anchorBoxSpecs(layer, featureMaps.length);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
@@ -69,15 +78,27 @@ function addSpatialLayer(
   return g.conv2d(name, depthwise, { out, activation });
 }
 
-/**
- * Outputs: `box_encodings` [anchors, 4] and `class_scores` [anchors, classes] after sigmoid.
- * The anchors follow from the graph's feature map sizes (anchorLayoutOf, ssdAnchors).
- */
-export function ssdMobileNetV2(config: SsdConfig): Graph {
+/** The detector with the handles post-processing needs. */
+export interface SsdGraph extends BuiltGraph {
+  /** Class logits per anchor, background (0) included. */
+  readonly classes: number;
+  /** The six maps the box predictors read, [c, h, w]: the anchors follow from their sizes. */
+  readonly featureMaps: readonly Tensor[];
+  /** [anchors, 4] box encodings and [anchors, classes] scores after the sigmoid. */
+  readonly boxEncodings: Tensor;
+  readonly classScores: Tensor;
+  /** What the paper calls the prediction layers: the nodes of the extra feature layers and the box predictors. */
+  readonly predictionLayers: readonly string[];
+}
+
+/** SSD on MobileNetV2; the anchors follow from the feature maps (ssdAnchors). */
+export function ssdMobileNetV2(config: SsdConfig): SsdGraph {
   const { alpha, resolution } = validateConfig({ alpha: config.alpha, resolution: config.resolution });
   const g = new GraphBuilder(`ssd${config.predictor === 'separable' ? 'lite' : ''}_mobilenet_v2_${alpha.toFixed(2)}_${resolution}`);
   const input = g.input('input', [3, resolution, resolution]);
-  const featureMaps = [FIRST_FEATURE_MAP, addBackbone(g, input, alpha)];
+  const backbone = addBackbone(g, input, alpha);
+  const featureMaps = [firstFeatureMap(backbone).name, backbone.output.name];
+  const headStart = g.size;
 
   EXTRA_LAYER_DEPTHS.forEach((depth, i) => {
     const previous = featureMaps.at(-1)!;
@@ -95,21 +116,19 @@ export function ssdMobileNetV2(config: SsdConfig): Graph {
       const hwc = g.transpose(`BoxPredictor_${i}/${head}/hwc`, raw, [1, 2, 0]);
       return g.reshape(`BoxPredictor_${i}/${head}/rows`, hwc, [anchors, perAnchor]);
     });
-  const boxes = g.concat('box_encodings', predictions('BoxEncodingPredictor', BOX_CODE_SIZE));
-  const logits = g.concat('class_logits', predictions('ClassPredictor', config.classes));
-  return g.build([boxes, g.sigmoid('class_scores', logits)]);
-}
-
-/** Feature map sizes of a detector graph, read from the inputs of its box predictors. */
-export function anchorLayoutOf(graph: Graph): [number, number][] {
-  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
-  const sizes: [number, number][] = [];
-  for (let i = 0; byName.has(`BoxPredictor_${i}/BoxEncodingPredictor`); i++) {
-    let node = byName.get(`BoxPredictor_${i}/BoxEncodingPredictor`)!;
-    // Step back over SSDLite's depthwise half to the feature map itself.
-    if (byName.has(`BoxPredictor_${i}/BoxEncodingPredictor_depthwise`)) node = byName.get(`BoxPredictor_${i}/BoxEncodingPredictor_depthwise`)!;
-    sizes.push(byName.get(node.inputs[0]!)!.shape.slice(1) as [number, number]);
-  }
-  if (sizes.length === 0) throw new Error(`graph ${graph.name} has no box predictors`);
-  return sizes;
+  const boxRows = predictions('BoxEncodingPredictor', BOX_CODE_SIZE);
+  const classRows = predictions('ClassPredictor', config.classes);
+  const headEnd = g.size;
+  const boxes = g.concat('box_encodings', boxRows);
+  const scores = g.sigmoid('class_scores', g.concat('class_logits', classRows));
+  const graph = g.build([boxes, scores]);
+  return {
+    graph,
+    input: g.tensor(input),
+    classes: config.classes,
+    featureMaps: featureMaps.map((name) => g.tensor(name)),
+    boxEncodings: g.tensor(boxes),
+    classScores: g.tensor(scores),
+    predictionLayers: graph.nodes.slice(headStart, headEnd).map((n) => n.name),
+  };
 }

@@ -1,6 +1,6 @@
 // Typed messages between the pool (main thread) and its workers.
 import type { EngineName, TfjsBackendChoice } from '../engine/engine.js';
-import type { TaskOutput, TaskRequest } from '../postprocess/index.js';
+import type { TaskOutput, TaskRequest } from '../tasks.js';
 
 export interface WorkerConfig {
   modelDir: string;
@@ -11,11 +11,13 @@ export interface WorkerConfig {
   tfjsBackend?: TfjsBackendChoice;
   /** Split factor per model for memory-efficient inference (config MEMORY_SPLIT); absent = 1. */
   split?: Record<string, number>;
+  /** Memory this worker's engines for other segmentation settings may hold (its share of VARIANT_MEMORY_MB). */
+  variantBudgetBytes: number;
 }
 
 export interface InferTask<R extends TaskRequest = TaskRequest> {
   model: string;
-  /** resolution x resolution x 3 RGB bytes from preprocessing. */
+  /** The model's input size x 3 RGB bytes from decoding. */
   pixels: Uint8Array;
   request: R;
 }
@@ -27,10 +29,19 @@ export interface InferTask<R extends TaskRequest = TaskRequest> {
  */
 export type Fault = { kind: 'throw' | 'exit' | 'hang' | 'fail' } | { kind: 'delay'; ms: number };
 
-export type ToWorker = { type: 'infer'; id: number; task: InferTask; fault?: Fault };
+export type ToWorker =
+  | { type: 'infer'; id: number; task: InferTask; fault?: Fault }
+  /** Release every engine and end the thread. */
+  | { type: 'close' };
+
+/** The worker's cache of engines for other segmentation settings: how many, and their estimated bytes. */
+export interface VariantsHeld {
+  count: number;
+  bytes: number;
+}
 
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'loadFailed'; message: string }
-  | { type: 'result'; id: number; output: TaskOutput; inferenceMs: number }
-  | { type: 'failed'; id: number; message: string };
+  | { type: 'result'; id: number; output: TaskOutput; inferenceMs: number; variants: VariantsHeld }
+  | { type: 'failed'; id: number; message: string; variants: VariantsHeld };

@@ -1,18 +1,20 @@
-// A fixed set of inference workers behind a bounded FIFO queue. A full queue fails fast with a
-// Retry-After estimate; queued work whose request is cancelled or past its deadline is dropped
+// A fixed set of inference workers behind a bounded FIFO queue. A full queue fails fast with an
+// estimate of when to retry; queued work whose signal aborts (deadline, client gone) is dropped
 // without running; a worker that throws, exits or hangs past the watchdog is replaced, and only
 // the task it held fails.
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { ApiError } from '../http/errors.js';
-import type { OutputOf, TaskOutput, TaskRequest } from '../postprocess/index.js';
-import type { Fault, FromWorker, InferTask, ToWorker, WorkerConfig } from './messages.js';
+import type { OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
+import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
+import type { Fault, FromWorker, InferTask, ToWorker, VariantsHeld, WorkerConfig } from './messages.js';
 
 export interface PoolOptions {
   size: number;
   maxQueue: number;
   /** Watchdog: a task held longer than this gets its worker terminated and replaced. */
   taskTimeoutMs: number;
+  /** On close, how long a worker may take to release its engines and end before it is terminated. */
+  closeTimeoutMs?: number;
   worker: WorkerConfig;
 }
 
@@ -54,20 +56,23 @@ interface Slot {
   watchdog?: NodeJS.Timeout;
   /** Set when the pool itself stops the worker, or when it reported an uncaught error. */
   stopReason?: RestartReason;
+  /** As of its last answer. */
+  variants: VariantsHeld;
 }
 
 // Run from source (tests, `npm start`) the worker is TypeScript. Node 20 does not pass the
 // parent's tsx loader hooks to worker threads, so a tiny bootstrap registers tsx first.
 function createWorker(workerData: WorkerConfig): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData });
-  const worker = JSON.stringify(new URL('./worker.ts', import.meta.url).href);
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('../worker/main.js', import.meta.url), { workerData });
+  const worker = JSON.stringify(new URL('../worker/main.ts', import.meta.url).href);
   const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   const bootstrap = `import(${tsx}).then((tsx) => { tsx.register(); return import(${worker}); })`;
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
+// As fetch and timers do: an aborted task rejects with its signal's reason.
 const abortError = (signal: AbortSignal): Error =>
-  signal.reason instanceof ApiError ? signal.reason : new ApiError('cancelled', 'the request was cancelled');
+  signal.reason instanceof Error ? signal.reason : new TaskAbortedError('the task was cancelled');
 
 export class WorkerPool extends EventEmitter {
   private readonly slots = new Set<Slot>();
@@ -75,7 +80,7 @@ export class WorkerPool extends EventEmitter {
   private nextId = 1;
   private closing = false;
   private nextFault?: Fault;
-  /** Moving average of seconds per task, for Retry-After. */
+  /** Moving average of seconds per task, for the retry estimate of a full queue. */
   private serviceSeconds = 0.05;
   restarts = 0;
   /** Tasks by fate, for tests and the soak report. */
@@ -103,6 +108,11 @@ export class WorkerPool extends EventEmitter {
     return this.queue.length;
   }
 
+  /** Engines of other segmentation settings the live workers hold, as they last reported. */
+  get variantsHeld(): VariantsHeld {
+    return [...this.slots].reduce((sum, s) => ({ count: sum.count + s.variants.count, bytes: sum.bytes + s.variants.bytes }), { count: 0, bytes: 0 });
+  }
+
   get busyWorkers(): number {
     return [...this.slots].filter((s) => s.current).length;
   }
@@ -112,14 +122,12 @@ export class WorkerPool extends EventEmitter {
    * spending time on a request (reading, decoding) that the queue could not take anyway.
    */
   checkCapacity(): void {
-    if (this.closing) throw new ApiError('not_ready', 'the service is shutting down');
+    if (this.closing) throw new PoolClosedError('the service is shutting down');
     if (this.idleSlot() || this.queue.length < this.options.maxQueue) return;
     const workers = Math.max(1, this.readyWorkers);
     // Expected wait for one more task: everything queued ahead of it, served by every worker.
     const seconds = Math.max(1, Math.ceil(((this.queue.length + 1) * this.serviceSeconds) / workers));
-    throw new ApiError('queue_full', `all ${this.options.size} workers are busy and ${this.queue.length} requests are queued; retry later`, {
-      'retry-after': String(seconds),
-    });
+    throw new QueueFullError(`all ${this.options.size} workers are busy and ${this.queue.length} requests are queued; retry later`, seconds);
   }
 
   run<R extends TaskRequest>(task: InferTask<R>, options: RunOptions = {}): Promise<TaskResult<OutputOf<R>>> {
@@ -194,7 +202,7 @@ export class WorkerPool extends EventEmitter {
   private failTask(pending: Pending | undefined, why: string): void {
     if (!pending) return;
     this.stats.failed++;
-    pending.reject(new ApiError('worker_failed', `inference failed: ${why}; retry`));
+    pending.reject(new WorkerFailedError(`inference failed: ${why}; retry`));
   }
 
   private settle(slot: Slot): Pending | undefined {
@@ -212,7 +220,7 @@ export class WorkerPool extends EventEmitter {
 
   private spawn(): Promise<void> {
     const worker = createWorker(this.options.worker);
-    const slot: Slot = { worker, loaded: false, ready: false };
+    const slot: Slot = { worker, loaded: false, ready: false, variants: { count: 0, bytes: 0 } };
     this.slots.add(slot);
     return new Promise<void>((resolveReady, rejectReady) => {
       worker.on('message', (message: FromWorker) => {
@@ -228,6 +236,7 @@ export class WorkerPool extends EventEmitter {
             break;
           case 'result':
           case 'failed': {
+            slot.variants = message.variants;
             // A late answer from a worker the watchdog already gave up on belongs to no one.
             if (slot.current?.id !== message.id) break;
             const pending = this.settle(slot)!;
@@ -264,10 +273,22 @@ export class WorkerPool extends EventEmitter {
     });
   }
 
-  /** Stops taking work, fails what is still queued, and terminates the workers. */
+  /**
+   * Stops taking work, fails what is still queued, and asks every worker to release its engines
+   * and end; one that has not ended within closeTimeoutMs is terminated.
+   */
   async close(): Promise<void> {
     this.closing = true;
-    for (const pending of this.queue.splice(0)) pending.reject(new ApiError('not_ready', 'the service is shutting down'));
-    await Promise.all([...this.slots].map((s) => s.worker.terminate()));
+    for (const pending of this.queue.splice(0)) pending.reject(new PoolClosedError('the service is shutting down'));
+    const timeoutMs = this.options.closeTimeoutMs ?? 5_000;
+    await Promise.all([...this.slots].map(async ({ worker }) => {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      const message: ToWorker = { type: 'close' };
+      worker.postMessage(message);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
+      if ((await Promise.race([exited, late])) === 'late') await worker.terminate();
+      clearTimeout(timer);
+    }));
   }
 }

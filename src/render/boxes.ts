@@ -1,5 +1,7 @@
 // Draws labelled boxes on the photo, as the user sees it (EXIF orientation applied).
 import sharp, { type Sharp } from 'sharp';
+import type { Detection } from '../tasks.js';
+import type { Labels } from './labels.js';
 
 export interface PixelBox {
   x: number;
@@ -33,4 +35,12 @@ export function drawBoxes(photo: Uint8Array, width: number, height: number, boxe
   });
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${shapes.join('')}</svg>`;
   return sharp(photo).rotate().composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
+}
+
+/** Normalized corners to a pixel box of the photo as seen (the model saw it stretched, not cropped). */
+export function toPixelBox({ classId, score, box }: Detection, labels: Labels, width: number, height: number): LabelledBox {
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  const [x0, x1] = [clamp(box.xmin) * width, clamp(box.xmax) * width];
+  const [y0, y1] = [clamp(box.ymin) * height, clamp(box.ymax) * height];
+  return { label: labels.of(classId), classId, score, box: { x: x0, y: y0, width: x1 - x0, height: y1 - y0 } };
 }

@@ -1,20 +1,26 @@
-// The class map at the photo's size, on the main thread: the worker sends side x side bytes,
-// this scales them to the photo as the user sees it (nearest neighbour), counts the classes and
-// hands the pixels to sharp, which encodes and composites on libuv's threads.
+// The class map at the photo's size, on the main thread: the worker sends the model's map (its
+// output height x width bytes), this scales it to the photo as the user sees it (nearest
+// neighbour), counts the classes and hands the pixels to sharp, which encodes and composites on
+// libuv's threads.
 import sharp from 'sharp';
+import type { SegmentationOutput } from '../tasks.js';
+import type { Labels } from './labels.js';
+
+/** A model's class map: one class id per pixel, row-major. */
+export type ClassMap = Pick<SegmentationOutput, 'classMap' | 'width' | 'height'>;
 
 /** Source index of each of `size` output positions: the input pixel whose area holds the output pixel's centre. */
-function nearestIndex(side: number, size: number): Uint32Array {
-  return Uint32Array.from({ length: size }, (_, i) => Math.min(side - 1, Math.floor(((i + 0.5) * side) / size)));
+function nearestIndex(source: number, size: number): Uint32Array {
+  return Uint32Array.from({ length: size }, (_, i) => Math.min(source - 1, Math.floor(((i + 0.5) * source) / size)));
 }
 
 /**
- * Nearest-neighbour scaling of a side x side map to width x height. Output rows that come from
- * the same source row are copies, so the work is about min(height, side) x width plus memcpy.
+ * Nearest-neighbour scaling of the model's map to width x height. Output rows that come from
+ * the same source row are copies, so the work is about min(height, map height) x width plus memcpy.
  */
-export function scaleClassMap(map: Uint8Array, side: number, width: number, height: number): Uint8Array {
-  const columns = nearestIndex(side, width);
-  const rows = nearestIndex(side, height);
+export function scaleClassMap({ classMap, width: mapWidth, height: mapHeight }: ClassMap, width: number, height: number): Uint8Array {
+  const columns = nearestIndex(mapWidth, width);
+  const rows = nearestIndex(mapHeight, height);
   const out = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     const start = y * width;
@@ -22,8 +28,8 @@ export function scaleClassMap(map: Uint8Array, side: number, width: number, heig
       out.copyWithin(start, start - width, start);
       continue;
     }
-    const source = rows[y]! * side;
-    for (let x = 0; x < width; x++) out[start + x] = map[source + columns[x]!]!;
+    const source = rows[y]! * mapWidth;
+    for (let x = 0; x < width; x++) out[start + x] = classMap[source + columns[x]!]!;
   }
   return out;
 }
@@ -37,24 +43,24 @@ export interface LegendEntry {
 
 /**
  * The classes present in the scaled map with their pixel counts, largest first. Counted on the
- * side x side map, each source pixel weighted by how many output rows and columns it fills.
+ * model's map, each source pixel weighted by how many output rows and columns it fills.
  */
-export function legendOf(map: Uint8Array, side: number, width: number, height: number, labels: readonly string[]): LegendEntry[] {
-  const fills = (size: number) => {
-    const counts = new Float64Array(side);
-    for (const i of nearestIndex(side, size)) counts[i]!++;
+export function legendOf({ classMap, width: mapWidth, height: mapHeight }: ClassMap, width: number, height: number, labels: Labels): LegendEntry[] {
+  const fills = (source: number, size: number) => {
+    const counts = new Float64Array(source);
+    for (const i of nearestIndex(source, size)) counts[i]!++;
     return counts;
   };
-  const [rowFill, columnFill] = [fills(height), fills(width)];
+  const [rowFill, columnFill] = [fills(mapHeight, height), fills(mapWidth, width)];
   const pixels = new Float64Array(256);
-  for (let y = 0; y < side; y++) {
+  for (let y = 0; y < mapHeight; y++) {
     if (rowFill[y] === 0) continue;
-    for (let x = 0; x < side; x++) pixels[map[y * side + x]!]! += rowFill[y]! * columnFill[x]!;
+    for (let x = 0; x < mapWidth; x++) pixels[classMap[y * mapWidth + x]!]! += rowFill[y]! * columnFill[x]!;
   }
   const total = width * height;
   return [...pixels.entries()]
     .filter(([, count]) => count > 0)
-    .map(([classId, count]) => ({ label: labels[classId] ?? `class ${classId}`, classId, pixels: count, fraction: count / total }))
+    .map(([classId, count]) => ({ label: labels.of(classId), classId, pixels: count, fraction: count / total }))
     .sort((a, b) => b.pixels - a.pixels || a.classId - b.classId);
 }
 
@@ -84,14 +90,14 @@ const OVERLAY_PALETTE = (() => {
 
 /**
  * The photo (EXIF orientation applied) under its classes in PASCAL VOC's colours, half
- * transparent; background stays clear. The overlay is drawn at the model's resolution and
- * scaled by sharp, so the main thread only touches side x side pixels.
+ * transparent; background stays clear. The overlay is drawn at the model's output size and
+ * scaled by sharp, so the main thread only touches the model's pixels.
  */
-export async function overlayImage(photo: Uint8Array, width: number, height: number, map: Uint8Array, side: number) {
+export async function overlayImage(photo: Uint8Array, width: number, height: number, map: ClassMap) {
   // One 4-byte write per pixel; background (0) stays transparent black.
-  const rgba = new Uint32Array(side * side);
-  for (let i = 0; i < rgba.length; i++) rgba[i] = OVERLAY_PALETTE[map[i]!]!;
-  const overlay = await sharp(new Uint8Array(rgba.buffer), { raw: { width: side, height: side, channels: 4 } })
+  const rgba = new Uint32Array(map.width * map.height);
+  for (let i = 0; i < rgba.length; i++) rgba[i] = OVERLAY_PALETTE[map.classMap[i]!]!;
+  const overlay = await sharp(new Uint8Array(rgba.buffer), { raw: { width: map.width, height: map.height, channels: 4 } })
     .resize(width, height, { kernel: 'nearest', fit: 'fill' })
     .png()
     .toBuffer();

@@ -1,17 +1,10 @@
-export interface ScoredClass {
-  index: number;
-  score: number;
-}
-
-export interface ClassificationRequest {
-  task: 'classification';
-  topk: number;
-}
-
-export interface ClassificationOutput {
-  task: 'classification';
-  classes: ScoredClass[];
-}
+// Classification in the worker: one run, then the k most probable classes.
+import type { Engine } from '../engine/engine.js';
+import type { ClassifierGraph } from '../model/mobilenet-v2.js';
+import type { ClassificationOutput, ClassificationRequest, ScoredClass } from '../tasks.js';
+import type { InputQuantization } from '../weights/common.js';
+import { normalize } from './normalize.js';
+import type { TaskRunner } from './runner.js';
 
 /** The k most probable classes, most probable first; ties keep the lower index first. */
 export function topK(probabilities: Float32Array, k: number): ScoredClass[] {
@@ -20,6 +13,21 @@ export function topK(probabilities: Float32Array, k: number): ScoredClass[] {
   return indices.slice(0, k).map((index) => ({ index, score: probabilities[index]! }));
 }
 
-export function classify(outputs: readonly Float32Array[], request: ClassificationRequest): ClassificationOutput {
-  return { task: 'classification', classes: topK(outputs[0]!, request.topk) };
+export class ClassificationRunner implements TaskRunner<ClassificationRequest> {
+  readonly task = 'classification';
+
+  constructor(
+    private readonly model: ClassifierGraph,
+    private readonly engine: Engine,
+    private readonly input: InputQuantization,
+  ) {}
+
+  async run(request: ClassificationRequest, pixels: Uint8Array): Promise<ClassificationOutput> {
+    const outputs = await this.engine.run({ data: normalize(pixels, this.input), batch: 1 });
+    return { task: 'classification', classes: topK(outputs.get(this.model.probabilities.name)!, request.topk) };
+  }
+
+  dispose(): Promise<void> {
+    return this.engine.dispose();
+  }
 }

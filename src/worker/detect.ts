@@ -1,34 +1,12 @@
-// SSD post-processing: decode box encodings against the anchors, then per-class non-maximum
-// suppression. Boxes are normalized [0, 1] coordinates of the whole (unpadded) image.
-import type { Graph } from '../model/graph.js';
-import { anchorLayoutOf, ssdAnchors } from '../model/ssdlite.js';
-
-export interface DetectionRequest {
-  task: 'detection';
-  minScore: number;
-  maxDetections: number;
-  iouThreshold: number;
-  /** Class logit indices to keep (1..classes-1); all when absent. */
-  classIds?: number[];
-}
-
-export interface NormalizedBox {
-  ymin: number;
-  xmin: number;
-  ymax: number;
-  xmax: number;
-}
-
-export interface Detection {
-  classId: number;
-  score: number;
-  box: NormalizedBox;
-}
-
-export interface DetectionOutput {
-  task: 'detection';
-  detections: Detection[];
-}
+// Detection in the worker: one run of SSD, box encodings decoded against the anchors, then
+// per-class non-maximum suppression. Boxes are normalized [0, 1] coordinates of the whole
+// (unpadded) image.
+import type { Engine } from '../engine/engine.js';
+import { ssdAnchors, type SsdGraph } from '../model/ssdlite.js';
+import type { Detection, DetectionOutput, DetectionRequest } from '../tasks.js';
+import type { InputQuantization } from '../weights/common.js';
+import { normalize } from './normalize.js';
+import type { TaskRunner } from './runner.js';
 
 /** The box coder's scale factors for (y, x, h, w), as the TF Object Detection API trains SSD. */
 export const BOX_SCALE_FACTORS = [10, 10, 5, 5] as const;
@@ -70,14 +48,28 @@ function suppress(boxes: Float32Array, candidates: { anchor: number; score: numb
   return kept;
 }
 
-const anchorCache = new WeakMap<Graph, Float32Array>();
+export class DetectionRunner implements TaskRunner<DetectionRequest> {
+  readonly task = 'detection';
+  /** Fixed by the graph's feature maps: computed once per model. */
+  private readonly anchors: Float32Array;
 
-/** `outputs` = [box_encodings [anchors, 4], class_scores [anchors, classes]]. */
-export function detect(outputs: readonly Float32Array[], request: DetectionRequest, graph: Graph): DetectionOutput {
-  let anchors = anchorCache.get(graph);
-  if (!anchors) anchorCache.set(graph, (anchors = ssdAnchors(anchorLayoutOf(graph))));
-  const [encodings, scores] = outputs as [Float32Array, Float32Array];
-  return { task: 'detection', detections: selectDetections(decodeBoxes(encodings, anchors), scores, request) };
+  constructor(
+    private readonly model: SsdGraph,
+    private readonly engine: Engine,
+    private readonly input: InputQuantization,
+  ) {
+    this.anchors = ssdAnchors(model.featureMaps);
+  }
+
+  async run(request: DetectionRequest, pixels: Uint8Array): Promise<DetectionOutput> {
+    const outputs = await this.engine.run({ data: normalize(pixels, this.input), batch: 1 });
+    const boxes = decodeBoxes(outputs.get(this.model.boxEncodings.name)!, this.anchors);
+    return { task: 'detection', detections: selectDetections(boxes, outputs.get(this.model.classScores.name)!, request) };
+  }
+
+  dispose(): Promise<void> {
+    return this.engine.dispose();
+  }
 }
 
 /** Per-class suppression over decoded corner boxes and [anchors, classes] scores (class 0 = background). */

@@ -1,6 +1,6 @@
 // How a worker acts out a fault injected by WorkerPool.injectFault (tests only): the pool sets
 // `fault` on a task message, nothing from a request can.
-import type { Fault } from './messages.js';
+import type { Fault } from '../pool/messages.js';
 
 /** Settles when the task may run: at once without a fault, later for 'delay', never for a dying worker. */
 export async function actOut(fault: Fault | undefined): Promise<void> {

@@ -1,4 +1,4 @@
-import type { InputQuantization } from '../weights/tflite/import.js';
+import type { InputQuantization } from '../weights/common.js';
 
 /** Pixels to the float values the imported weights were trained on: scale * (pixel - zeroPoint). */
 export function normalize(pixels: Uint8Array, { scale, zeroPoint }: InputQuantization): Float32Array {

@@ -1,75 +1,69 @@
-// Semantic segmentation in the worker: one run of the network, or the paper's multi-scale +
-// flip strategy (several runs whose logits are averaged), down to one class id per pixel at the
-// model's resolution. Only that compact map (side x side bytes) goes back to the main thread.
-import { inferenceRuns, type DeepLabVariant, type Strategy } from '../model/deeplab.js';
-import type { OutputStride } from '../model/mobilenet-v2.js';
+// Semantic segmentation strategies in the worker: one run of the network, or the paper's
+// multi-scale + flip (several runs whose logits are averaged), down to one class id per pixel at
+// the model's output size. Only that compact map goes back to the main thread.
+import { inferenceRuns, type DeepLabVariant } from '../model/deeplab.js';
+import type { Shape } from '../model/graph.js';
+import type { SegmentationOutput, SegmentationRequest } from '../tasks.js';
 
-export interface SegmentationRequest {
-  task: 'segmentation';
-  outputStride: OutputStride;
-  strategy: Strategy;
+/** One output of a graph: its values and the shape its handle gives. */
+export interface GraphOutput {
+  values: Float32Array;
+  shape: Shape;
 }
 
-export interface SegmentationOutput {
-  task: 'segmentation';
-  /** Class id of each pixel of the side x side model input, row-major. */
-  classMap: Uint8Array;
-  side: number;
-}
+/** Runs the model's graph for `variant` on an NHWC input of the model's input shape. */
+export type RunVariant = (variant: DeepLabVariant, input: Float32Array) => Promise<GraphOutput>;
 
-/** Runs a graph of the model built for `variant` on an NHWC input; outputs in graph order. */
-export type RunVariant = (variant: DeepLabVariant, input: Float32Array) => Promise<readonly Float32Array[]>;
-
-/** The graph's own output, float32 class ids from its argmax, as bytes (21 classes fit). */
-export function classMapOutput(classes: Float32Array): SegmentationOutput {
-  return { task: 'segmentation', classMap: Uint8Array.from(classes), side: Math.round(Math.sqrt(classes.length)) };
-}
-
-export async function segment(request: SegmentationRequest, input: Float32Array, run: RunVariant): Promise<SegmentationOutput> {
+/** `input` is NHWC float32 of [channels, height, width] `inputShape`. */
+export async function segment(request: SegmentationRequest, input: Float32Array, inputShape: Shape, run: RunVariant): Promise<SegmentationOutput> {
   const { outputStride, strategy } = request;
   if (strategy === 'single') {
-    const [classes] = await run({ outputStride, scale: 1, output: 'classes' }, input);
-    return classMapOutput(classes!);
+    const { values, shape } = await run({ outputStride, scale: 1, output: 'classes' }, input);
+    const [height, width] = shape as [number, number];
+    // Float32 class ids from the graph's argmax, as bytes (a class map has at most 256 classes).
+    return { task: 'segmentation', classMap: Uint8Array.from(values), height, width };
   }
-  const side = Math.round(Math.sqrt(input.length / 3));
-  const mirrored = mirrorNhwc(input, side, 3);
+  const [channels, inHeight, inWidth] = inputShape as [number, number, number];
+  const mirrored = mirrorNhwc(input, inHeight, inWidth, channels);
   let sum: Float32Array | undefined;
+  let planes: Shape = [];
   for (const { scale, flip } of inferenceRuns(strategy)) {
-    // Each scale's graph resizes the input itself and its logits back to side x side.
-    const [logits] = await run({ outputStride, scale, output: 'logits' }, flip ? mirrored : input);
-    const aligned = flip ? mirrorChw(logits!, side) : logits!;
+    // Each scale's graph resizes the input itself and its logits back to the model's output size.
+    const logits = await run({ outputStride, scale, output: 'logits' }, flip ? mirrored : input);
+    planes = logits.shape;
+    const aligned = flip ? mirrorChw(logits.values, planes[2]!) : logits.values;
     if (!sum) sum = Float32Array.from(aligned);
     else for (let i = 0; i < sum.length; i++) sum[i]! += aligned[i]!;
   }
+  const [, height, width] = planes as [number, number, number];
   // The mean and the sum have the same argmax.
-  return { task: 'segmentation', classMap: argmaxChannels(sum!, side), side };
+  return { task: 'segmentation', classMap: argmaxChannels(sum!, height * width), height, width };
 }
 
-/** Left-right mirror of a side x side image with `channels` interleaved values per pixel. */
-export function mirrorNhwc(data: Float32Array, side: number, channels: number): Float32Array {
+/** Left-right mirror of a height x width image with `channels` interleaved values per pixel. */
+export function mirrorNhwc(data: Float32Array, height: number, width: number, channels: number): Float32Array {
   const out = new Float32Array(data.length);
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      const from = (y * side + x) * channels;
-      const to = (y * side + side - 1 - x) * channels;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (y * width + x) * channels;
+      const to = (y * width + width - 1 - x) * channels;
       for (let c = 0; c < channels; c++) out[to + c] = data[from + c]!;
     }
   }
   return out;
 }
 
-/** Left-right mirror of [channels, side, side] planes. */
-function mirrorChw(data: Float32Array, side: number): Float32Array {
+/** Left-right mirror of [channels, height, width] planes, rows `width` long. */
+function mirrorChw(data: Float32Array, width: number): Float32Array {
   const out = new Float32Array(data.length);
-  for (let row = 0; row < data.length; row += side) {
-    for (let x = 0; x < side; x++) out[row + side - 1 - x] = data[row + x]!;
+  for (let row = 0; row < data.length; row += width) {
+    for (let x = 0; x < width; x++) out[row + width - 1 - x] = data[row + x]!;
   }
   return out;
 }
 
-/** Index of the largest of the [channels, side, side] planes at each pixel; ties keep the lower id. */
-export function argmaxChannels(planes: Float32Array, side: number): Uint8Array {
-  const pixels = side * side;
+/** Index of the largest of the [channels, pixels] planes at each pixel; ties keep the lower id. */
+export function argmaxChannels(planes: Float32Array, pixels: number): Uint8Array {
   const channels = planes.length / pixels;
   const best = planes.slice(0, pixels);
   const ids = new Uint8Array(pixels);

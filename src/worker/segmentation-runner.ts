@@ -1,79 +1,92 @@
-// Engines for the other graphs a request may ask of one model's weights (segmentation: another
-// output stride, the scales of multi-scale inference). Each is built the first time a request
-// needs it and kept, so a worker pays the session build once per setting and models that never
-// ask for one (the classifiers) carry nothing.
-import type { SegmentationSpec } from '../catalog/catalog.js';
-import type { DeepLabVariant } from '../model/deeplab.js';
-import type { Graph, Weights } from '../model/graph.js';
-import type { Engine } from './engine.js';
+// Segmentation in the worker. A request may ask for another output stride or for multi-scale +
+// flip, each a graph of its own over the same weights (a variant). The model's own setting runs
+// on the engine built at load; the others are built the first time a request needs them and kept
+// in the worker's variant cache, which is bounded by memory (least recently used out first) and
+// disposes what it evicts, so the settings requests reach cannot hold a worker's memory for good.
+import type { Engine } from '../engine/engine.js';
+import { costOf } from '../model/cost.js';
+import type { DeepLabGraph, DeepLabVariant } from '../model/deeplab.js';
+import type { SegmentationOutput, SegmentationRequest } from '../tasks.js';
+import type { InputQuantization } from '../weights/common.js';
+import { BoundedCache } from './bounded-cache.js';
+import { normalize } from './normalize.js';
+import type { TaskRunner } from './runner.js';
+import { segment, type GraphOutput } from './segment.js';
 
-/** How a task runs one loaded model. */
-export interface ModelRuns {
-  graph: Graph;
-  /** The model's own graph on a normalized NHWC input; outputs in graph order. */
-  run(input: Float32Array): Promise<readonly Float32Array[]>;
-  /** Another graph over the same weights (segmentation settings), built on first use. */
-  runVariant(variant: DeepLabVariant, input: Float32Array): Promise<readonly Float32Array[]>;
+/** A graph over the model's weights and the engine that runs it. */
+export interface VariantEngine {
+  model: DeepLabGraph;
+  engine: Engine;
+}
+
+/** The worker's cache of variant engines, shared by its segmentation models; it disposes what it evicts. */
+export type VariantCache = BoundedCache<string, VariantEngine>;
+
+export function variantCache(budgetBytes: number): VariantCache {
+  return new BoundedCache(budgetBytes, ({ engine }) => engine.dispose());
+}
+
+export interface SegmentationRunnerOptions {
+  /** The model's name: its variants' keys in the shared cache. */
+  name: string;
+  /** The model's own setting, loaded and warmed up already. */
+  own: VariantEngine & { variant: DeepLabVariant };
+  input: InputQuantization;
+  /** The graph of a setting, with the same parameters. */
+  graphOf(variant: DeepLabVariant): DeepLabGraph;
+  /** Builds an engine for a variant's graph (memory arena off: these run now and then). */
+  load(model: DeepLabGraph): Promise<Engine>;
+  variants: VariantCache;
 }
 
 /**
- * The runs of a loaded model. `load` builds the engines of other graphs; models without a
- * segmentation spec have none.
+ * What a cached variant engine holds between runs, estimated from the cost model: its float32
+ * parameters (the session's own copy). Its activations exist only during a run (the memory arena
+ * is off for variants), one run per worker at a time. Measured on the DeepLab files: 1.2 to 1.4
+ * times this in resident memory per cached session (docs/engines.md).
  */
-export function modelRuns(
-  graph: Graph,
-  engine: Engine,
-  segmentation: SegmentationSpec | undefined,
-  weights: Weights,
-  load: (graph: Graph, weights: Weights) => Promise<Engine>,
-): ModelRuns {
-  const variants = segmentation && new VariantEngines(segmentation.graph, weights, load, {
-    variant: { outputStride: segmentation.outputStride, scale: 1, output: 'classes' },
-    engine,
-    graph,
-  });
-  return {
-    graph,
-    run: async (data) => {
-      const outputs = await engine.run({ data, batch: 1 });
-      return graph.outputs.map((output) => outputs.get(output)!);
-    },
-    runVariant: (variant, data) => (variants ? variants.run(variant, data) : Promise.reject(new Error(`graph ${graph.name} has no other settings`))),
-  };
+export function engineMemoryBytes(model: DeepLabGraph): number {
+  return 4 * costOf(model.graph).params;
 }
 
-interface Built {
-  engine: Engine;
-  outputs: readonly string[];
-}
+export class SegmentationRunner implements TaskRunner<SegmentationRequest> {
+  readonly task = 'segmentation';
+  private readonly ownKey: string;
 
-const variantKey = ({ outputStride, scale, output }: DeepLabVariant): string => `os${outputStride}/x${scale}/${output}`;
-
-class VariantEngines {
-  private readonly built = new Map<string, Promise<Built>>();
-
-  constructor(
-    private readonly graphOf: (variant: DeepLabVariant) => Graph,
-    private readonly weights: Weights,
-    private readonly load: (graph: Graph, weights: Weights) => Promise<Engine>,
-    /** The model's own engine serves its own setting. */
-    own?: { variant: DeepLabVariant; engine: Engine; graph: Graph },
-  ) {
-    if (own) this.built.set(variantKey(own.variant), Promise.resolve({ engine: own.engine, outputs: own.graph.outputs }));
+  constructor(private readonly options: SegmentationRunnerOptions) {
+    this.ownKey = this.keyOf(options.own.variant);
   }
 
-  async run(variant: DeepLabVariant, data: Float32Array): Promise<Float32Array[]> {
-    const key = variantKey(variant);
-    let built = this.built.get(key);
-    if (!built) {
-      const graph = this.graphOf(variant);
-      built = this.load(graph, this.weights).then((engine) => ({ engine, outputs: graph.outputs }));
-      this.built.set(key, built);
-      // A failed build is not cached: the next request tries again.
-      built.catch(() => this.built.delete(key));
+  private keyOf({ outputStride, scale, output }: DeepLabVariant): string {
+    return `${this.options.name}/os${outputStride}/x${scale}/${output}`;
+  }
+
+  async run(request: SegmentationRequest, pixels: Uint8Array): Promise<SegmentationOutput> {
+    const { own, input } = this.options;
+    return segment(request, normalize(pixels, input), own.model.input.shape, (variant, data) => this.runVariant(variant, data));
+  }
+
+  private async runVariant(variant: DeepLabVariant, data: Float32Array): Promise<GraphOutput> {
+    const { own, variants } = this.options;
+    const key = this.keyOf(variant);
+    let held = key === this.ownKey ? own : variants.get(key);
+    let transient = false;
+    if (!held) {
+      const model = this.options.graphOf(variant);
+      held = { model, engine: await this.options.load(model) };
+      // Larger than the whole budget: used for this run only.
+      transient = !(await variants.set(key, held, engineMemoryBytes(model)));
     }
-    const { engine, outputs } = await built;
-    const results = await engine.run({ data, batch: 1 });
-    return outputs.map((name) => results.get(name)!);
+    try {
+      const outputs = await held.engine.run({ data, batch: 1 });
+      return { values: outputs.get(held.model.output.name)!, shape: held.model.output.shape };
+    } finally {
+      if (transient) await held.engine.dispose();
+    }
+  }
+
+  /** Releases the model's own engine; its variants are the shared cache's to release. */
+  async dispose(): Promise<void> {
+    await this.options.own.engine.dispose();
   }
 }

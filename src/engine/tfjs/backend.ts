@@ -8,7 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { TfjsBackend, TfjsBackendChoice } from '../engine.js';
 
 
-// Not a dependency TypeScript can see: it is optional and usually absent (README, TensorFlow.js).
+// Not a dependency TypeScript can see: it is optional and usually absent (docs/engines.md, Enabling tfjs-node).
 const TFJS_NODE = '@tensorflow/tfjs-node';
 
 let chosen: { choice: TfjsBackendChoice; backend: Promise<TfjsBackend> } | undefined;

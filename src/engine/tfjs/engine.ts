@@ -6,7 +6,7 @@
 // relabels axes, and data moves only when an op needs another order (NHWC for convolutions,
 // row-major for reshape, softmax and the outputs). Intermediate tensors are disposed as soon as
 // their last reader has run, so the live set is what the cost model counts.
-import type { Conv2dOp, Graph, Node, Weights } from '../../model/graph.js';
+import { isDepthwise, lastReadSteps, type Conv2dOp, type Graph, type Node, type Weights } from '../../model/graph.js';
 import type { Engine, EngineOptions, InputBatch, TfjsBackend } from '../engine.js';
 import { tf, useTfjsBackend } from './backend.js';
 
@@ -39,8 +39,7 @@ function convParams(node: Node<Conv2dOp>, weights: Weights): ConvParams {
   const bias = weights.get(node.bias.name);
   if (!weight || !bias) throw new Error(`no weights for ${!weight ? node.weight.name : node.bias.name}`);
   const [out, inPerGroup, kh, kw] = node.weight.shape as [number, number, number, number];
-  const inChannels = inPerGroup * node.groups;
-  const depthwise = node.groups > 1 && node.groups === inChannels && node.groups === out;
+  const depthwise = isDepthwise(node);
   return tf.tidy(() => {
     const oihw = tf.tensor4d(weight, [out, inPerGroup, kh, kw]);
     if (depthwise) return { filters: [tf.transpose(oihw, [2, 3, 0, 1])], biases: [tf.tensor1d(bias)], depthwise };
@@ -81,7 +80,7 @@ export class TfjsEngine implements Engine {
     /** Which TensorFlow.js backend runs it: tfjs-node's 'tensorflow' or 'wasm'. */
     readonly backend: TfjsBackend,
     private readonly convs: Map<string, ConvParams>,
-    /** Step after which nothing reads each node (graph outputs: never). */
+    /** Step after which nothing reads each node (graph outputs: after the run). */
     private readonly lastRead: Map<string, number>,
   ) {}
 
@@ -96,10 +95,7 @@ export class TfjsEngine implements Engine {
       disposeParams(convs);
       throw err;
     }
-    const lastRead = new Map<string, number>();
-    graph.nodes.forEach((node, step) => node.inputs.forEach((input) => lastRead.set(input, step)));
-    for (const output of graph.outputs) lastRead.set(output, Infinity);
-    return new TfjsEngine(graph, active, convs, lastRead);
+    return new TfjsEngine(graph, active, convs, lastReadSteps(graph));
   }
 
   async run({ data, batch }: InputBatch): Promise<Map<string, Float32Array>> {

@@ -1,23 +1,24 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyInstance } from 'fastify';
-import { commonReport, findModel, runImageTask } from '../image-task.js';
+import { ApiError } from '../errors.js';
+import { commonReport, runImageRoute } from '../image-route.js';
 import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
 
-interface ClassifyQuery {
-  topk: number;
-  model?: string;
-}
+const querystring = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    // At most the model's class count, which only the model knows: checked in the handler.
+    topk: { type: 'integer', minimum: 1, default: 5 },
+    model: { type: 'string' },
+  },
+} as const;
 
-export async function classifyRoute(app: FastifyInstance): Promise<void> {
-  app.post<{ Querystring: ClassifyQuery }>('/v1/classify', {
+export async function classifyRoute(fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>();
+  app.post('/v1/classify', {
     schema: {
-      querystring: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          topk: { type: 'integer', minimum: 1, maximum: 1001, default: 5 },
-          model: { type: 'string' },
-        },
-      },
+      querystring,
       response: {
         200: imageTaskResponse({
           predictions: {
@@ -33,14 +34,14 @@ export async function classifyRoute(app: FastifyInstance): Promise<void> {
       },
     },
   }, async (request) => {
-    const model = findModel(app, 'classification', request.query.model);
-    const result = await runImageTask(app, request, model, {
-      task: 'classification',
-      topk: request.query.topk,
-    });
-    const { labels } = model;
+    const { topk } = request.query;
+    const model = app.models.find('classification', request.query.model);
+    if (topk > model.classes) {
+      throw new ApiError('invalid_request', `querystring/topk must be <= ${model.classes}, the classes of ${model.name}`);
+    }
+    const result = await runImageRoute(app, request, model, { task: 'classification', topk });
     return {
-      predictions: result.output.classes.map(({ index, score }) => ({ label: labels[index]!, index, score })),
+      predictions: result.output.classes.map(({ index, score }) => ({ label: model.labels.of(index), index, score })),
       ...commonReport(result),
     };
   });

@@ -1,37 +1,32 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyInstance } from 'fastify';
-import type { Detection } from '../../postprocess/detect.js';
-import { drawBoxes, type LabelledBox } from '../../postprocess/draw.js';
+import { drawBoxes, toPixelBox } from '../../render/boxes.js';
+import { encode } from '../../render/encode.js';
 import { ApiError } from '../errors.js';
-import { encode, requestedImageType } from '../image-response.js';
-import { commonReport, findModel, runImageTask } from '../image-task.js';
+import { commonReport, runImageRoute } from '../image-route.js';
+import { requestedImageType } from '../negotiate.js';
 import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
-
-interface DetectQuery {
-  minScore: number;
-  maxDetections: number;
-  iouThreshold: number;
-  classes?: string;
-  model?: string;
-  format?: 'json' | 'image';
-}
 
 export const MAX_DETECTIONS = 100;
 
-export async function detectRoute(app: FastifyInstance): Promise<void> {
-  app.post<{ Querystring: DetectQuery }>('/v1/detect', {
+const querystring = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    minScore: { type: 'number', minimum: 0, maximum: 1, default: 0.5 },
+    maxDetections: { type: 'integer', minimum: 1, maximum: MAX_DETECTIONS, default: 20 },
+    iouThreshold: { type: 'number', minimum: 0, maximum: 1, default: 0.6 },
+    classes: { type: 'string', minLength: 1 },
+    model: { type: 'string' },
+    format: { type: 'string', enum: ['json', 'image'] },
+  },
+} as const;
+
+export async function detectRoute(fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>();
+  app.post('/v1/detect', {
     schema: {
-      querystring: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          minScore: { type: 'number', minimum: 0, maximum: 1, default: 0.5 },
-          maxDetections: { type: 'integer', minimum: 1, maximum: MAX_DETECTIONS, default: 20 },
-          iouThreshold: { type: 'number', minimum: 0, maximum: 1, default: 0.6 },
-          classes: { type: 'string', minLength: 1 },
-          model: { type: 'string' },
-          format: { type: 'string', enum: ['json', 'image'] },
-        },
-      },
+      querystring,
       response: {
         200: imageTaskResponse({
           detections: {
@@ -57,14 +52,13 @@ export async function detectRoute(app: FastifyInstance): Promise<void> {
     },
   }, async (request, reply) => {
     const { query } = request;
-    const model = findModel(app, 'detection', query.model);
-    // Class logit k is the class on line k of the label list, counted from 1 (0 is background).
+    const model = app.models.find('detection', query.model);
     const classIds = query.classes?.split(',').map((name) => {
-      const index = model.labels.findIndex((label) => label.toLowerCase() === name.trim().toLowerCase() && label !== 'n/a');
-      if (index < 0) throw new ApiError('invalid_request', `classes: unknown class name '${name.trim()}'; see the model's labels`);
-      return index + 1;
+      const id = model.labels.idOf(name);
+      if (id === undefined) throw new ApiError('invalid_request', `classes: unknown class name '${name.trim()}'; see the model's labels`);
+      return id;
     });
-    const result = await runImageTask(app, request, model, {
+    const result = await runImageRoute(app, request, model, {
       task: 'detection',
       minScore: query.minScore,
       maxDetections: query.maxDetections,
@@ -72,7 +66,7 @@ export async function detectRoute(app: FastifyInstance): Promise<void> {
       classIds,
     });
     const { image } = result;
-    const detections = result.output.detections.map((d) => toPixels(d, model.labels, image.width, image.height));
+    const detections = result.output.detections.map((d) => toPixelBox(d, model.labels, image.width, image.height));
 
     const pictureType = requestedImageType(request, query.format);
     if (pictureType) {
@@ -81,12 +75,4 @@ export async function detectRoute(app: FastifyInstance): Promise<void> {
     }
     return { detections, ...commonReport(result) };
   });
-}
-
-/** Normalized corners to a pixel box of the photo as seen (the model saw it stretched, not cropped). */
-function toPixels({ classId, score, box }: Detection, labels: readonly string[], width: number, height: number): LabelledBox {
-  const clamp = (v: number) => Math.min(1, Math.max(0, v));
-  const [x0, x1] = [clamp(box.xmin) * width, clamp(box.xmax) * width];
-  const [y0, y1] = [clamp(box.ymin) * height, clamp(box.ymax) * height];
-  return { label: labels[classId - 1] ?? `class ${classId}`, classId, score, box: { x: x0, y: y0, width: x1 - x0, height: y1 - y0 } };
 }

@@ -1,31 +1,29 @@
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyInstance } from 'fastify';
-import { STRATEGIES, type Strategy } from '../../model/deeplab.js';
-import { OUTPUT_STRIDES, type OutputStride } from '../../model/mobilenet-v2.js';
-import { legendOf, maskPng, overlayImage, scaleClassMap } from '../../postprocess/segment-image.js';
-import { encode, requestedImageType } from '../image-response.js';
-import { commonReport, findModel, runImageTask } from '../image-task.js';
+import { STRATEGIES } from '../../model/deeplab.js';
+import { OUTPUT_STRIDES } from '../../model/mobilenet-v2.js';
+import { encode } from '../../render/encode.js';
+import { legendOf, maskPng, overlayImage, scaleClassMap } from '../../render/segmentation.js';
+import { commonReport, runImageRoute } from '../image-route.js';
+import { requestedImageType } from '../negotiate.js';
 import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
 
-interface SegmentQuery {
-  model?: string;
-  outputStride?: OutputStride;
-  strategy: Strategy;
-  format?: 'json' | 'mask' | 'image';
-}
+const querystring = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    model: { type: 'string' },
+    outputStride: { type: 'integer', enum: OUTPUT_STRIDES },
+    strategy: { type: 'string', enum: STRATEGIES, default: 'single' },
+    format: { type: 'string', enum: ['json', 'mask', 'image'] },
+  },
+} as const;
 
-export async function segmentRoute(app: FastifyInstance): Promise<void> {
-  app.post<{ Querystring: SegmentQuery }>('/v1/segment', {
+export async function segmentRoute(fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<JsonSchemaToTsProvider>();
+  app.post('/v1/segment', {
     schema: {
-      querystring: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          model: { type: 'string' },
-          outputStride: { type: 'integer', enum: [...OUTPUT_STRIDES] },
-          strategy: { type: 'string', enum: [...STRATEGIES], default: 'single' },
-          format: { type: 'string', enum: ['json', 'mask', 'image'] },
-        },
-      },
+      querystring,
       response: {
         200: imageTaskResponse({
           legend: {
@@ -59,27 +57,23 @@ export async function segmentRoute(app: FastifyInstance): Promise<void> {
     },
   }, async (request, reply) => {
     const { query } = request;
-    const model = findModel(app, 'segmentation', query.model);
+    const model = app.models.find('segmentation', query.model);
     // Any output stride runs with any weights (only the dilations change); the file's own is the default.
     const outputStride = query.outputStride ?? model.segmentation!.outputStride;
-    const result = await runImageTask(app, request, model, {
-      task: 'segmentation',
-      outputStride,
-      strategy: query.strategy,
-    });
+    const result = await runImageRoute(app, request, model, { task: 'segmentation', outputStride, strategy: query.strategy });
     const renderStarted = performance.now();
     const { image, bytes, output, timings } = result;
     const { width, height } = image;
     // An explicit format wins over the Accept header.
     const pictureType = query.format === 'mask' || query.format === 'json' ? undefined : requestedImageType(request, query.format);
     if (pictureType) {
-      const picture = await encode(await overlayImage(bytes, width, height, output.classMap, output.side), pictureType);
+      const picture = await encode(await overlayImage(bytes, width, height, output), pictureType);
       return reply.type(pictureType).send(picture);
     }
-    const png = await maskPng(scaleClassMap(output.classMap, output.side, width, height), width, height);
+    const png = await maskPng(scaleClassMap(output, width, height), width, height);
     if (query.format === 'mask') return reply.type('image/png').send(png);
     return {
-      legend: legendOf(output.classMap, output.side, width, height, model.labels),
+      legend: legendOf(output, width, height, model.labels),
       mask: { mediaType: 'image/png', width, height, data: png.toString('base64') },
       outputStride,
       strategy: query.strategy,

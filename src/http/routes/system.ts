@@ -11,7 +11,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
   app.get('/healthz', { schema: { response: { 200: statusSchema } } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { response: { 200: statusSchema, 503: errorSchema } } }, async () => {
-    // Saturation does not make the service unready: see README, Reliability. A full queue is
+    // Saturation does not make the service unready: see docs/reliability.md. A full queue is
     // refused per request with 503 queue_full and Retry-After instead.
     if (app.draining) throw new ApiError('not_ready', 'the service is shutting down');
     if (!pool.ready) throw new ApiError('not_ready', 'no inference worker is ready (models loading, or every worker restarting)');
@@ -52,12 +52,28 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
     },
   }, async () => ({
     engine: config.engine,
-    models: [...models.values()].map(({ labels, ...info }) => ({ ...info, classes: labels.length })),
+    models: models.models.map((m) => ({
+      name: m.name,
+      task: m.task,
+      description: m.description,
+      alpha: m.alpha,
+      resolution: m.resolution,
+      weights: m.weights,
+      // The classes a client can get by name.
+      classes: m.labels.count,
+      params: m.params,
+      multiplyAdds: m.multiplyAdds,
+      peakActivationBytes: m.peakActivationBytes,
+      split: m.split,
+    })),
   }));
 
   app.get('/metrics', async (_request, reply) => {
     metrics.queueDepth.set(pool.queueDepth);
     metrics.workersReady.set(pool.readyWorkers);
+    const variants = pool.variantsHeld;
+    metrics.variantBytes.set(variants.bytes);
+    metrics.variantEngines.set(variants.count);
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });

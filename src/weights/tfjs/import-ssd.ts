@@ -1,20 +1,14 @@
 // Maps the TF Object Detection API's SSD MobileNetV2 weights (as converted to a TensorFlow.js
 // graph model) onto our graph, folding every batch norm into its convolution.
-import type { Conv2dOp, Graph, Node } from '../../model/graph.js';
-
-import { WeightImportError, type ImportedWeights } from '../tflite/import.js';
+import type { Graph } from '../../model/graph.js';
+import { filterShape, slimBackboneScope, tensorflowLayout, toOIHW, WeightImportError, type ImportedWeights } from '../common.js';
 import { readTfjsGraphModel, type NamedTensor, type TfjsGraphModel } from './graph-model.js';
 
 const FEATURE_EXTRACTOR = 'FeatureExtractor/MobilenetV2';
 
-/** TF-slim scope of a backbone layer named the Keras way (block_3_expand -> expanded_conv_3/expand). */
-export function slimScope(layer: string): string {
-  if (layer === 'Conv1') return `${FEATURE_EXTRACTOR}/Conv`;
-  if (layer === 'out_relu') return `${FEATURE_EXTRACTOR}/Conv_1`;
-  const block = /^(?:expanded_conv|block_(\d+))_(expand|depthwise|project)$/.exec(layer);
-  if (block) return `${FEATURE_EXTRACTOR}/expanded_conv${block[1] ? `_${block[1]}` : ''}/${block[2]}`;
-  if (layer.startsWith('layer_19')) return `${FEATURE_EXTRACTOR}/${layer}`;
-  return layer;
+/** The Object Detection API's scope of a layer: the backbone and its extra layers under the feature extractor, the predictors as named. */
+function detectorScope(layer: string): string {
+  return slimBackboneScope(layer, FEATURE_EXTRACTOR) ?? (layer.startsWith('layer_19') ? `${FEATURE_EXTRACTOR}/${layer}` : layer);
 }
 
 /** Per-channel scale and shift of a batch norm, however the converter left it. */
@@ -36,25 +30,6 @@ function expectShape(tensor: NamedTensor, expected: readonly number[], layer: st
   }
 }
 
-/** HWIO (or HW,C,1 for depthwise) filter to our OIHW, with a per-output-channel scale folded in. */
-function toOIHW(node: Node<Conv2dOp>, filter: NamedTensor, scale: Float32Array | undefined): Float32Array {
-  const [out, inPerGroup, kh, kw] = node.weight.shape as [number, number, number, number];
-  const depthwise = node.groups > 1;
-  expectShape(filter, depthwise ? [kh, kw, out, 1] : [kh, kw, inPerGroup, out], node.name);
-  const result = new Float32Array(filter.values.length);
-  for (let o = 0; o < out; o++) {
-    for (let i = 0; i < inPerGroup; i++) {
-      for (let y = 0; y < kh; y++) {
-        for (let x = 0; x < kw; x++) {
-          const source = depthwise ? (y * kw + x) * out + o : ((y * kw + x) * inPerGroup + i) * out + o;
-          result[((o * inPerGroup + i) * kh + y) * kw + x] = filter.values[source]! * (scale?.[o] ?? 1);
-        }
-      }
-    }
-  }
-  return result;
-}
-
 export function importSsdWeights(graph: Graph, dir: string): ImportedWeights {
   const model = readTfjsGraphModel(dir);
   const used = new Set<string>();
@@ -66,11 +41,13 @@ export function importSsdWeights(graph: Graph, dir: string): ImportedWeights {
   const weights = new Map<string, Float32Array>();
   for (const node of graph.nodes) {
     if (node.kind !== 'conv2d') continue;
-    const scope = slimScope(node.name);
+    const scope = detectorScope(node.name);
     const filter = take(`${scope}/Conv2D/merged_input`) ?? take(`${scope}/weights`) ?? take(`${scope}/depthwise_weights`);
     if (!filter) throw new WeightImportError(`layer ${node.name}: no weights under '${scope}' in ${dir}`);
     const norm = batchNorm(model, scope);
-    weights.set(node.weight.name, toOIHW(node, filter, norm?.scale));
+    const layout = tensorflowLayout(node);
+    expectShape(filter, filterShape(node, layout), node.name);
+    weights.set(node.weight.name, toOIHW(node, filter.values, layout, norm?.scale));
     const biases = norm ? undefined : take(`${scope}/biases`);
     if (norm) for (const key of model.tensors.keys()) if (key.startsWith(`${scope}/BatchNorm/`)) used.add(key);
     const shift = norm?.shift ?? biases?.values;

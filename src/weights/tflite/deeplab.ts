@@ -2,8 +2,10 @@
 // TF-slim scope (the files do not run the head's branches in one order), and the rest of the
 // file's structure is checked against the graph: input size, every bilinear resize (size and
 // coordinate mode), the image pooling, the order of the concatenated branches, residual adds.
+import type { DeepLabGraph } from '../../model/deeplab.js';
 import type { Conv2dOp, Graph, Node, ResizeBilinearOp } from '../../model/graph.js';
-import { describe, importConv, inputQuantization, WeightImportError, type ImportedWeights, type InputQuantization } from './import.js';
+import { slimBackboneScope, WeightImportError, type ImportedWeights, type InputQuantization } from '../common.js';
+import { describe, importConv, inputQuantization } from './import.js';
 import { BuiltinOp, readTflite, type TfliteModel, type TfliteOperator } from './reader.js';
 
 /** Operators that only change the number format of a quantized file, not the values' meaning. */
@@ -15,11 +17,8 @@ const STRUCTURAL: ReadonlySet<number> = new Set([
 
 /** The TF-slim scope DeepLab's checkpoints use for one of our (Keras-named) convolutions. */
 export function tfScope(layer: string): string {
-  if (layer === 'Conv1') return 'MobilenetV2/Conv';
   if (layer === 'logits_semantic') return 'logits/semantic';
-  const block = /^(?:expanded_conv|block_(\d+))_(expand|depthwise|project)$/.exec(layer);
-  if (block) return `MobilenetV2/expanded_conv${block[1] ? `_${block[1]}` : ''}/${block[2]}`;
-  return layer;
+  return slimBackboneScope(layer, 'MobilenetV2') ?? layer;
 }
 
 /** A filter tensor's scope: its name without the last component (`.../weights`, `.../Conv2D_Fold`). */
@@ -35,21 +34,22 @@ function coordinatesOf(op: TfliteOperator): ResizeBilinearOp['coordinates'] {
 
 const nhwc = (shape: readonly number[]) => shape.slice(1, 3).join('x');
 
-export function importDeepLabWeights(graph: Graph, file: Uint8Array, floatInput?: InputQuantization): ImportedWeights {
+export function importDeepLabWeights(deepLab: DeepLabGraph, file: Uint8Array, floatInput?: InputQuantization): ImportedWeights {
+  const { graph } = deepLab;
   const model = readTflite(file);
   const unknown = model.operators.find((op) => !STRUCTURAL.has(op.builtinCode) && !NUMERIC_ONLY.has(op.builtinCode));
   if (unknown) {
     throw new WeightImportError(`graph ${graph.name}: operator ${unknown.index} (builtin code ${unknown.builtinCode}, output ${describe(model.tensors[unknown.outputs[0]!]!)}) is not part of DeepLabv3`);
   }
-  checkInput(graph, model);
+  checkInput(deepLab, model);
   const weights = importConvolutions(graph, model);
-  checkHead(graph, model);
+  checkHead(deepLab, model);
   return { weights, input: inputQuantization(model, floatInput) };
 }
 
-function checkInput(graph: Graph, model: TfliteModel): void {
+function checkInput({ graph, input: ours }: DeepLabGraph, model: TfliteModel): void {
   const input = model.tensors[model.inputs[0]!]!;
-  const [c, h, w] = graph.nodes.find((n) => n.name === graph.inputs[0])!.shape;
+  const [c, h, w] = ours.shape;
   if (JSON.stringify(input.shape) !== JSON.stringify([1, h, w, c])) {
     throw new WeightImportError(`graph ${graph.name} takes [1,${h},${w},${c}] but the file's input ${describe(input)} does not match`);
   }
@@ -91,7 +91,7 @@ function producingConv(name: string, graph: Graph): string {
   return node.kind === 'conv2d' || node.inputs.length === 0 ? node.name : producingConv(node.inputs[0]!, graph);
 }
 
-function checkHead(graph: Graph, model: TfliteModel): void {
+function checkHead({ graph, headResizes }: DeepLabGraph, model: TfliteModel): void {
   const ops = (code: number) => model.operators.filter((op) => op.builtinCode === code);
   const nodes = <K extends Node['kind']>(kind: K) => graph.nodes.filter((n): n is Node & { kind: K } => n.kind === kind);
   const shape = (tensor: number) => model.tensors[tensor]!.shape;
@@ -102,7 +102,8 @@ function checkHead(graph: Graph, model: TfliteModel): void {
   // A resize to the size it already has is the identity in every coordinate mode; the files
   // keep one from DeepLab's multi-scale code path, our graph does not.
   const resizes = ops(BuiltinOp.RESIZE_BILINEAR).filter((op) => nhwc(shape(op.inputs[0]!)) !== nhwc(shape(op.outputs[0]!)));
-  const ourResizes = nodes('resizeBilinear').filter((n) => n.name !== 'input_scaled');
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  const ourResizes = headResizes.map((r) => byName.get(r.name) as Node<ResizeBilinearOp>);
   if (resizes.length !== ourResizes.length) fail(`has ${ourResizes.length} bilinear resizes but the file has ${resizes.length}`);
   resizes.forEach((op, i) => {
     const node = ourResizes[i]!;

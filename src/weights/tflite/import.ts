@@ -1,21 +1,8 @@
 // Maps the convolutions of a TFLite classifier onto our graph, in execution order, checking
 // every tensor's shape and every convolution's stride, padding and activation on the way.
-import type { Conv2dOp, Graph, Node } from '../../model/graph.js';
-import { elementCount } from '../../model/graph.js';
+import { elementCount, isDepthwise, type Conv2dOp, type Graph, type Node } from '../../model/graph.js';
+import { filterShape, tfliteLayout, toOIHW, WeightImportError, type ImportedWeights, type InputQuantization } from '../common.js';
 import { BuiltinOp, readTflite, type TfliteModel, type TfliteOperator, type TfliteTensor } from './reader.js';
-
-export class WeightImportError extends Error {}
-
-/** How the file expects pixels: value = scale * (pixel - zeroPoint). */
-export interface InputQuantization {
-  scale: number;
-  zeroPoint: number;
-}
-
-export interface ImportedWeights {
-  weights: Map<string, Float32Array>;
-  input: InputQuantization;
-}
 
 export function importTfliteWeights(graph: Graph, file: Uint8Array): ImportedWeights {
   const model = readTflite(file);
@@ -41,7 +28,12 @@ export function importConv(node: Node<Conv2dOp>, op: TfliteOperator, model: Tfli
   checkGeometry(node, op, model);
   const [filter, bias] = [op.inputs[1], op.inputs[2]].map((t) => (t === undefined || t < 0 ? undefined : model.tensors[t]));
   if (!filter || !bias) throw new WeightImportError(`layer ${node.name}: operator ${op.index} lacks a filter or bias tensor`);
-  weights.set(node.weight.name, filterToOIHW(node, filter, op.builtinCode === BuiltinOp.DEPTHWISE_CONV_2D));
+  const kind = (depthwise: boolean) => (depthwise ? 'a depthwise' : 'a regular');
+  if ((op.builtinCode === BuiltinOp.DEPTHWISE_CONV_2D) !== isDepthwise(node)) {
+    throw new WeightImportError(`layer ${node.name} is ${kind(isDepthwise(node))} convolution but operator ${op.index} (${describe(filter)}) is ${kind(!isDepthwise(node))} one`);
+  }
+  const layout = tfliteLayout(node);
+  weights.set(node.weight.name, toOIHW(node, checked(filterShape(node, layout), filter, node.name), layout));
   weights.set(node.bias.name, checked(node.bias.shape, bias, node.name));
 }
 
@@ -74,25 +66,6 @@ function checkGeometry(node: Node<Conv2dOp>, op: TfliteOperator, model: TfliteMo
         `${filter ? ` (${describe(filter)})` : ''} has ${JSON.stringify(found)}`,
     );
   }
-}
-
-/** TFLite stores CONV_2D filters as [out, kh, kw, in] and depthwise as [1, kh, kw, out]. */
-function filterToOIHW(node: Node<Conv2dOp>, tensor: TfliteTensor, depthwise: boolean): Float32Array {
-  const [out, inPerGroup, kh, kw] = node.weight.shape as [number, number, number, number];
-  const expected = depthwise ? [1, kh, kw, out] : [out, kh, kw, inPerGroup];
-  const hwc = checked(expected, tensor, node.name);
-  const oihw = new Float32Array(hwc.length);
-  for (let o = 0; o < out; o++) {
-    for (let i = 0; i < inPerGroup; i++) {
-      for (let y = 0; y < kh; y++) {
-        for (let x = 0; x < kw; x++) {
-          const source = depthwise ? (y * kw + x) * out + o : ((o * kh + y) * kw + x) * inPerGroup + i;
-          oihw[((o * inPerGroup + i) * kh + y) * kw + x] = hwc[source]!;
-        }
-      }
-    }
-  }
-  return oihw;
 }
 
 /** Shape-checks a constant tensor and returns it as float32. */

@@ -1,0 +1,41 @@
+// `app.pool`: the inference workers, started with the app (`app.modelsLoaded` settles when every
+// worker has loaded and warmed up its models) and closed after the last request has finished.
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../../config.js';
+import { WorkerPool, type RestartReason } from '../../pool/pool.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    pool: WorkerPool;
+    /** Settles when every worker has loaded and warmed up its models. */
+    modelsLoaded: Promise<void>;
+  }
+}
+
+export default fp(async (app: FastifyInstance, { config }: { config: Config }) => {
+  const pool = new WorkerPool({
+    size: config.poolSize,
+    maxQueue: config.maxQueue,
+    taskTimeoutMs: config.workerTimeoutMs,
+    worker: {
+      modelDir: config.modelDir,
+      models: config.models,
+      engine: config.engine,
+      threads: config.engineThreads,
+      tfjsBackend: config.tfjsBackend,
+      split: config.split,
+      // Each worker keeps its own engines: the budget is shared out.
+      variantBudgetBytes: Math.floor(config.variantMemoryBytes / config.poolSize),
+    },
+  });
+  pool.on('restart', (reason: RestartReason) => {
+    app.metrics.workerRestarts.inc({ reason });
+    app.log.warn({ reason, restarts: pool.restarts }, 'inference worker replaced');
+  });
+  pool.on('workerError', (err: Error) => app.log.error({ err }, 'worker error'));
+  app.decorate('pool', pool);
+  app.decorate('modelsLoaded', pool.start());
+  // Fastify closes the listener and waits for in-flight requests before onClose hooks run.
+  app.addHook('onClose', () => pool.close());
+}, { name: 'pool', dependencies: ['metrics'] });
