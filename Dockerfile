@@ -50,9 +50,13 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends fontconfig fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# glibc returns freed blocks of 128 KiB and more to the system at once (npm start sets the same):
+# engines released by the segmentation variant cache then give their memory back (docs/engines.md).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=8080
+    PORT=8080 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TRIM_THRESHOLD_=131072
 # Owned by root and read-only to the service's user: the process cannot change its own code
 # or models. tsx compiles the TypeScript on start and caches it under /tmp.
 COPY --from=build /app/node_modules node_modules

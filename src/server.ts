@@ -16,6 +16,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const app = await buildApp(config, { logger: { level: config.logLevel } });
+  // glibc keeps freed memory for reuse unless told to return large blocks; npm start and the
+  // image tell it to, so released engines give their memory back (docs/engines.md).
+  const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime;
+  if (glibc && process.env.MALLOC_MMAP_THRESHOLD_ === undefined) {
+    app.log.warn({ glibc }, 'MALLOC_MMAP_THRESHOLD_ is not set: memory of released segmentation engines may stay with the process (use npm start, or see docs/engines.md)');
+  }
   app.modelsLoaded.then(
     () => app.log.info({ models: config.models, engine: config.engine, workers: config.poolSize }, 'models loaded; ready'),
     (err: Error) => {

@@ -1,5 +1,6 @@
 // The service as `npm start` runs it, in a child process on 127.0.0.1 and a free port.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MODEL_DIR } from './helpers.js';
@@ -15,10 +16,16 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
+/** The environment `npm start` gives the process: its `NAME=${NAME:-default}` assignments. */
+export function startScriptEnv(): Record<string, string> {
+  const start = (JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { scripts: { start: string } }).scripts.start;
+  return Object.fromEntries([...start.matchAll(/(\w+)=\$\{\1:-([^}]*)\} /g)].map(([, name, value]) => [name!, process.env[name!] ?? value!]));
+}
+
 export async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS: 'mobilenet_v2_1.0_224', MODEL_DIR, ENGINE_THREADS: '1', ...env },
+    env: { ...process.env, ...startScriptEnv(), PORT: '0', HOST: '127.0.0.1', MODELS: 'mobilenet_v2_1.0_224', MODEL_DIR, ENGINE_THREADS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
