@@ -31,9 +31,19 @@ describe('worker pool', () => {
     expect(app.pool.queueDepth).toBe(0);
   });
 
-  it('reports queue time separately from inference time', async () => {
-    const responses = await Promise.all([classify(), classify(), classify()]);
-    const timings = responses.map((r) => r.json().timings);
-    expect(Math.max(...timings.map((t) => t.queueMs))).toBeGreaterThan(0);
+  it('reports queue time separately from inference time: a request behind a 1 s task waits most of it', async () => {
+    // One worker: the first request's task is held 1000 ms in the worker before it runs; the
+    // second, sent 100 ms later, waits in the queue for the rest (less its own decode, < 200 ms).
+    app.pool.injectFault({ kind: 'delay', ms: 1000 });
+    const first = classify();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = classify();
+    const [a, b] = (await Promise.all([first, second])).map((r) => r.json().timings);
+    expect(a.queueMs).toBeLessThan(100);
+    // The delay is outside the model run: inference time stays what one image takes.
+    expect(a.inferenceMs).toBeLessThan(500);
+    expect(b.queueMs).toBeGreaterThanOrEqual(1000 - 100 - 200);
+    expect(b.inferenceMs).toBeLessThan(500);
+    expect(b.totalMs).toBeGreaterThanOrEqual(b.queueMs + b.inferenceMs);
   });
 });
