@@ -4,7 +4,8 @@
 //   3. end-to-end HTTP at concurrency 1 against the real server on loopback,
 //   4. throughput and latency at concurrency 4 and 16,
 //   5. the overhead ratio  e2e p50 (c=1) / (bare inference p50 + decode p50), target <= 1.5x,
-//   6. the same server phases for each pool configuration (POOL_SIZE x ENGINE_THREADS).
+//   6. the same server phases for each pool configuration (POOL_SIZE x ENGINE_THREADS),
+//   then detection, segmentation, both engines, memory, and the cost of worker isolation.
 // It is a report: the exit code is 0 whatever the verdict. Results also go to bench/results/latest.json.
 //
 //   npm run bench                   full run (~2-3 minutes on 2 cores)
@@ -30,6 +31,7 @@ import { benchDetection } from './detection.js';
 import { benchSegmentation } from './segmentation.js';
 import { benchEngineComparison } from './engines.js';
 import { benchMemory } from './memory.js';
+import { benchIsolation } from './isolation.js';
 
 const MODEL = 'mobilenet_v2_1.0_224';
 const TARGET_RATIO = 1.5;
@@ -415,6 +417,7 @@ async function main(): Promise<void> {
   const segmentation = await benchSegmentation({ root: ROOT, imagesDir: IMAGES_DIR, runs: opts.quick ? 3 : 10, maxSeconds: opts.maxSeconds });
   const engines = await benchEngineComparison({ root: ROOT, imagesDir: IMAGES_DIR, runs: opts.quick ? 10 : 40, requests: opts.quick ? 12 : 40, maxSeconds: opts.maxSeconds });
   const memory = await benchMemory({ runs: opts.quick ? 10 : 40, maxSeconds: opts.maxSeconds });
+  const isolation = await benchIsolation({ roundTrips: opts.quick ? 200 : 1000 });
 
   section('Summary');
   const engineLine = engineResults.map((e) => `threads=${e.threads} p50 ${ms(e.stats.p50)} / p99 ${ms(e.stats.p99)} ms`).join('; ');
@@ -488,6 +491,7 @@ async function main(): Promise<void> {
     segmentation,
     engines,
     memory,
+    isolation,
     totalSeconds: round((performance.now() - benchStarted) / 1000, 1),
   };
   mkdirSync(dirname(opts.out), { recursive: true });

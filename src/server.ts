@@ -22,14 +22,16 @@ async function main(): Promise<void> {
   if (glibc && process.env.MALLOC_MMAP_THRESHOLD_ === undefined) {
     app.log.warn({ glibc }, 'MALLOC_MMAP_THRESHOLD_ is not set: memory of released segmentation engines may stay with the process (use npm start, or see docs/engines.md)');
   }
+  let stopping = false;
   app.modelsLoaded.then(
     () => app.log.info({ models: config.models, engine: config.engine, workers: config.poolSize }, 'models loaded; ready'),
     (err: Error) => {
+      // A shutdown during start-up stops the workers still loading: that is not a failure.
+      if (stopping) return;
       app.log.fatal({ err }, 'models failed to load');
       process.exit(1);
     },
   );
-  let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;

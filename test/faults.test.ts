@@ -1,6 +1,8 @@
-// Worker faults, injected through WorkerPool.injectFault (no HTTP path reaches it): a worker that
-// throws, exits or hangs past the watchdog is replaced; only the request it held fails; the
-// requests queued behind it are served; the restart counter moves; readiness follows the pool.
+// Worker faults, injected through WorkerPool.injectFault (no HTTP path reaches it) or from
+// outside (kill -9 of a worker's process): a worker that throws, exits, aborts in native code,
+// is killed, or hangs past the watchdog is replaced; only the request it held fails; the requests
+// queued behind it are served; the restart counter moves; readiness follows the pool. The test
+// process itself is the server here: that it lives on is part of what is shown.
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
@@ -29,9 +31,11 @@ describe('worker faults with two workers', () => {
   });
   afterAll(() => app?.close());
 
-  const faults: [Exclude<Fault['kind'], 'delay'>, string, RegExp][] = [
-    ['throw', 'error', /stopped/],
+  const faults: [Exclude<Fault['kind'], 'delay' | 'fail'>, string, RegExp][] = [
+    ['throw', 'error', /stopped \(exit code 1\)/],
     ['exit', 'exit', /stopped \(exit code 70\)/],
+    // process.abort(), as an assertion failing in native code does.
+    ['abort', 'crash', /stopped \(signal SIGABRT\)/],
     ['hang', 'watchdog', new RegExp(`did not finish within ${WATCHDOG_MS} ms`)],
   ];
 
@@ -55,6 +59,29 @@ describe('worker faults with two workers', () => {
     await until(() => app.pool.readyWorkers === 2);
     const after = await Promise.all(Array.from({ length: 4 }, () => classify(app)));
     expect(after.map((r) => r.statusCode)).toEqual([200, 200, 200, 200]);
+  });
+
+  it('replaces a worker killed from outside with kill -9 mid-request; only its request fails', async () => {
+    const before = await restartsOf(app, 'crash');
+    const restarts = app.pool.restarts;
+    // Held in its worker long enough to be killed there.
+    app.pool.injectFault({ kind: 'delay', ms: 2000 });
+    const responses = Promise.all(Array.from({ length: 4 }, () => classify(app)));
+    await until(() => app.pool.busyWorkers > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    // The worker holding the delayed task (the others have answered by now).
+    await until(() => app.pool.workers.filter((w) => w.busy).length === 1);
+    const victim = app.pool.workers.find((w) => w.busy)!.pid;
+    process.kill(victim, 'SIGKILL');
+    const answers = await responses;
+    const failed = answers.filter((r) => r.statusCode !== 200);
+    expect(failed.map((r) => r.json().error.code)).toEqual(['worker_failed']);
+    expect(failed[0]!.json().error.message).toMatch(/stopped \(signal SIGKILL\)/);
+    await until(() => app.pool.restarts === restarts + 1);
+    expect(await restartsOf(app, 'crash')).toBe(before + 1);
+    await until(() => app.pool.readyWorkers === 2);
+    expect(app.pool.workers.map((w) => w.pid)).not.toContain(victim);
+    expect((await classify(app)).statusCode).toBe(200);
   });
 
   it('fails only the request whose task throws, and keeps the worker', async () => {

@@ -22,7 +22,8 @@ export function startScriptEnv(): Record<string, string> {
   return Object.fromEntries([...start.matchAll(/(\w+)=\$\{\1:-([^}]*)\} /g)].map(([, name, value]) => [name!, process.env[name!] ?? value!]));
 }
 
-export async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+/** The process, once it listens (its workers may still be loading). */
+export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     env: { ...process.env, ...startScriptEnv(), PORT: '0', HOST: '127.0.0.1', MODELS: 'mobilenet_v2_1.0_224', MODEL_DIR, ENGINE_THREADS: '1', ...env },
@@ -47,10 +48,16 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
     child.kill('SIGKILL');
     throw err;
   });
-  for (let i = 0; i < 200; i++) {
-    if ((await fetch(`${base}/readyz`)).ok) return { child, base, log: () => log, exited };
+  return { child, base, log: () => log, exited };
+}
+
+/** The process, once it is ready to serve. */
+export async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const server = await spawnServer(env);
+  for (let i = 0; i < 300; i++) {
+    if ((await fetch(`${server.base}/readyz`)).ok) return server;
     await new Promise((r) => setTimeout(r, 100));
   }
-  child.kill('SIGKILL');
-  throw new Error(`server never became ready: ${log}`);
+  server.child.kill('SIGKILL');
+  throw new Error(`server never became ready: ${server.log()}`);
 }

@@ -18,9 +18,14 @@ export async function runImageRoute<R extends TaskRequest>(
   const startedAt = performance.now();
   // Installed for every request by app.ts; the fallback only serves an app built without it.
   const lifetime = request.lifetime ?? new RequestLifetime(app.config.requestTimeoutMs);
-  app.pipeline.admit();
-  const bytes = await readImageBody(request, lifetime.signal);
-  return app.pipeline.run(model, bytes, taskRequest, lifetime, startedAt);
+  const reservation = app.pipeline.admit();
+  try {
+    const bytes = await readImageBody(request, lifetime.signal);
+    return await app.pipeline.run(model, bytes, taskRequest, { lifetime, reservation, startedAt });
+  } finally {
+    // Taken by the pool once queued; a request that failed before that gives its room back.
+    reservation.release();
+  }
 }
 
 /** What every image route reports beside its own answer: the model that ran, its cost, the image as read, the timings. */

@@ -4,7 +4,7 @@
 import { decodeImage, type DecodedImage, type DecodeLimits } from '../decode/decode.js';
 import type { EngineName } from '../engine/engine.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { WorkerPool } from '../pool/pool.js';
+import type { Reservation, WorkerPool } from '../pool/pool.js';
 import type { OutputOf, TaskRequest } from '../tasks.js';
 import { untilAborted, type RequestLifetime } from './lifetime.js';
 import { multiplyAddsOf, type ModelInfo } from './models.js';
@@ -31,15 +31,20 @@ export class ImagePipeline {
   constructor(private readonly options: ImagePipelineOptions) {}
 
   /**
-   * Throws what the pool would refuse with right now, so a protocol can refuse before reading a
-   * body or decoding an image that the queue could not take anyway.
+   * Room in the pool for one request, taken before its body is read or its image decoded: a
+   * protocol refuses at once what the pool could not take anyway. Give it to run(), or release it.
    */
-  admit(): void {
-    this.options.pool.checkCapacity();
+  admit(): Reservation {
+    return this.options.pool.reserve();
   }
 
   /** `startedAt` (performance.now()) is when the caller began on the request: its timings count from there. */
-  async run<R extends TaskRequest>(model: ModelInfo, bytes: Uint8Array, request: R, lifetime: RequestLifetime, startedAt: number): Promise<ImageTaskResult<R>> {
+  async run<R extends TaskRequest>(
+    model: ModelInfo,
+    bytes: Uint8Array,
+    request: R,
+    { lifetime, reservation, startedAt }: { lifetime: RequestLifetime; reservation: Reservation; startedAt: number },
+  ): Promise<ImageTaskResult<R>> {
     const { pool, metrics, limits, engine } = this.options;
     const { signal } = lifetime;
     lifetime.stage = 'decode';
@@ -50,7 +55,8 @@ export class ImagePipeline {
     lifetime.stage = 'queue';
     const { output, queueMs, inferenceMs } = await pool.run(
       { model: model.name, pixels: image.pixels, request },
-      { signal, onStart: () => (lifetime.stage = 'inference') },
+      { signal, deadlineAt: lifetime.deadlineAt, onStart: () => (lifetime.stage = 'inference') },
+      reservation,
     );
 
     const multiplyAdds = multiplyAddsOf(model, request);

@@ -20,10 +20,13 @@ export class ClientGoneError extends RequestEndedError {}
 export class RequestLifetime {
   /** Where the request is; an image request moves it forward. */
   stage: RequestStage = 'upload';
+  /** When the deadline passes, as epoch milliseconds (other processes share this clock). */
+  readonly deadlineAt: number;
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
 
   constructor(readonly timeoutMs: number) {
+    this.deadlineAt = Date.now() + timeoutMs;
     this.timer = setTimeout(() => {
       this.abort(new DeadlineExceededError(`the request did not finish within its deadline of ${timeoutMs} ms (it was in ${this.stage})`, this.stage));
     }, timeoutMs);

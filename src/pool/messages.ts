@@ -1,4 +1,5 @@
-// Typed messages between the pool (main thread) and its workers.
+// Typed messages between the pool (main thread) and its workers (child processes, over IPC with
+// the structured-clone serialization, so typed arrays cross as typed arrays).
 import type { EngineName, TfjsBackendChoice } from '../engine/engine.js';
 import type { TaskOutput, TaskRequest } from '../tasks.js';
 
@@ -24,14 +25,18 @@ export interface InferTask<R extends TaskRequest = TaskRequest> {
 
 /**
  * Test-only misbehaviour for the worker that receives the task: throw an uncaught error, exit,
- * hang (until the watchdog), fail the task, or stall before running it. Only
- * WorkerPool.injectFault sets it; nothing a request carries can.
+ * abort in native code (SIGABRT), hang (until the watchdog), fail the task, or stall before
+ * running it. Only WorkerPool.injectFault sets it; nothing a request carries can.
  */
-export type Fault = { kind: 'throw' | 'exit' | 'hang' | 'fail' } | { kind: 'delay'; ms: number };
+export type Fault = { kind: 'throw' | 'exit' | 'abort' | 'hang' | 'fail' } | { kind: 'delay'; ms: number };
 
 export type ToWorker =
-  | { type: 'infer'; id: number; task: InferTask; fault?: Fault }
-  /** Release every engine and end the thread. */
+  | { type: 'start'; config: WorkerConfig }
+  /** `deadlineAt` (epoch ms): the worker gives the task up when it passes, between runs. */
+  | { type: 'infer'; id: number; task: InferTask; deadlineAt?: number; fault?: Fault }
+  /** The task's request was abandoned: stop at the next point between runs. */
+  | { type: 'cancel'; id: number }
+  /** Release every engine and end the process. */
   | { type: 'close' };
 
 /** The worker's cache of engines for other segmentation settings: how many, and their estimated bytes. */
@@ -44,4 +49,6 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'loadFailed'; message: string }
   | { type: 'result'; id: number; output: TaskOutput; inferenceMs: number; variants: VariantsHeld }
-  | { type: 'failed'; id: number; message: string; variants: VariantsHeld };
+  | { type: 'failed'; id: number; message: string; variants: VariantsHeld }
+  /** An uncaught error; the process exits right after. */
+  | { type: 'fatal'; message: string };

@@ -1,19 +1,23 @@
-// A fixed set of inference workers behind a bounded FIFO queue. A full queue fails fast with an
-// estimate of when to retry; queued work whose signal aborts (deadline, client gone) is dropped
-// without running; a worker that throws, exits or hangs past the watchdog is replaced, and only
-// the task it held fails.
+// A fixed set of inference workers behind a bounded FIFO queue. Each worker is a child process,
+// so a fault in native code (an abort in ONNX Runtime, a run that never ends) costs only that
+// process: the pool kills it with SIGKILL, fails the task it held and starts a replacement.
+// Admission reserves room before the caller reads or decodes anything, so a burst is refused at
+// once; a full pool fails fast with an estimate of when to retry. Queued work whose signal
+// aborts (deadline, client gone) is dropped without running; a running task is told to stop.
+import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import type { OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
 import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
 import type { Fault, FromWorker, InferTask, ToWorker, VariantsHeld, WorkerConfig } from './messages.js';
 
 export interface PoolOptions {
   size: number;
+  /** Requests that may wait for a worker, besides one running on each. */
   maxQueue: number;
-  /** Watchdog: a task held longer than this gets its worker terminated and replaced. */
+  /** Watchdog: a task held longer than this gets its worker killed and replaced. */
   taskTimeoutMs: number;
-  /** On close, how long a worker may take to release its engines and end before it is terminated. */
+  /** On close, how long a worker may take to release its engines and end before it is killed. */
   closeTimeoutMs?: number;
   worker: WorkerConfig;
 }
@@ -25,15 +29,25 @@ export interface TaskResult<O extends TaskOutput = TaskOutput> {
 }
 
 export interface RunOptions {
-  /** Aborting drops the task if still queued, or stops waiting for it if running; the abort reason is the rejection. */
+  /** Aborting drops the task if still queued, or tells its worker to stop; the abort reason is the rejection. */
   signal?: AbortSignal;
+  /** When the task's worker should give up on it (epoch ms): checked between the runs of a task. */
+  deadlineAt?: number;
   /** Called when a worker takes the task. */
   onStart?: () => void;
 }
 
-/** Why a worker was replaced: it threw an uncaught error, exited, or the watchdog stopped it. */
-export type RestartReason = 'error' | 'exit' | 'watchdog';
-export const RESTART_REASONS: readonly RestartReason[] = ['error', 'exit', 'watchdog'];
+/**
+ * Why a worker was replaced: it threw an uncaught error, exited on its own, was killed by a
+ * signal the pool did not send (a native abort, an outside kill -9), or the watchdog stopped it.
+ */
+export type RestartReason = 'error' | 'exit' | 'crash' | 'watchdog';
+export const RESTART_REASONS: readonly RestartReason[] = ['error', 'exit', 'crash', 'watchdog'];
+
+/** Room in the pool held for a request being read and decoded; run() consumes it, release() gives it back. */
+export interface Reservation {
+  release(): void;
+}
 
 interface Pending {
   id: number;
@@ -47,38 +61,51 @@ interface Pending {
 }
 
 interface Slot {
-  worker: Worker;
+  child: ChildProcess;
   /** Loaded its models once; a replacement is due when it stops. */
   loaded: boolean;
   /** Can take work now. */
   ready: boolean;
   current?: Pending;
   watchdog?: NodeJS.Timeout;
-  /** Set when the pool itself stops the worker, or when it reported an uncaught error. */
+  /** Set when the pool itself stops the worker, or when the worker reported a fatal error. */
   stopReason?: RestartReason;
   /** As of its last answer. */
   variants: VariantsHeld;
 }
 
-// Run from source (tests, `npm start`) the worker is TypeScript. Node 20 does not pass the
-// parent's tsx loader hooks to worker threads, so a tiny bootstrap registers tsx first.
-function createWorker(workerData: WorkerConfig): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('../worker/main.js', import.meta.url), { workerData });
-  const worker = JSON.stringify(new URL('../worker/main.ts', import.meta.url).href);
-  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  const bootstrap = `import(${tsx}).then((tsx) => { tsx.register(); return import(${worker}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
+const WORKER_MAIN = new URL(import.meta.url.endsWith('.ts') ? '../worker/main.ts' : '../worker/main.js', import.meta.url);
+
+function startWorker(config: WorkerConfig): ChildProcess {
+  const child = fork(fileURLToPath(WORKER_MAIN), [], {
+    // From source (tests, `npm start`) the worker is TypeScript, compiled by tsx as the parent is.
+    execArgv: import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [],
+    // Typed arrays cross as typed arrays.
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  send(child, { type: 'start', config });
+  return child;
+}
+
+/** A message to a worker; one whose channel has closed (it is dying) is dropped, its exit handles the rest. */
+function send(child: ChildProcess, message: ToWorker): void {
+  if (child.connected) child.send(message, (err) => err && undefined);
 }
 
 // As fetch and timers do: an aborted task rejects with its signal's reason.
 const abortError = (signal: AbortSignal): Error =>
   signal.reason instanceof Error ? signal.reason : new TaskAbortedError('the task was cancelled');
 
+const RESPAWN_BACKOFF_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
+
 export class WorkerPool extends EventEmitter {
   private readonly slots = new Set<Slot>();
   private readonly queue: Pending[] = [];
+  private reserved = 0;
   private nextId = 1;
   private closing = false;
+  private started = false;
   private nextFault?: Fault;
   /** Moving average of seconds per task, for the retry estimate of a full queue. */
   private serviceSeconds = 0.05;
@@ -93,11 +120,16 @@ export class WorkerPool extends EventEmitter {
   /** Starts every worker and resolves once all have loaded and warmed up their models. */
   async start(): Promise<void> {
     await Promise.all(Array.from({ length: this.options.size }, () => this.spawn()));
+    this.started = true;
   }
 
-  /** At least one worker can take work, and the pool is not closing. */
+  /**
+   * Every worker has loaded and warmed up its models once, at least one can take work now, and
+   * the pool is not closing. A worker being replaced later does not make the pool unready while
+   * another serves.
+   */
   get ready(): boolean {
-    return !this.closing && this.readyWorkers > 0;
+    return this.started && !this.closing && this.readyWorkers > 0;
   }
 
   get readyWorkers(): number {
@@ -106,6 +138,11 @@ export class WorkerPool extends EventEmitter {
 
   get queueDepth(): number {
     return this.queue.length;
+  }
+
+  /** The worker processes, for operators and fault tests. */
+  get workers(): { pid: number; ready: boolean; busy: boolean }[] {
+    return [...this.slots].flatMap((s) => (s.child.pid === undefined ? [] : [{ pid: s.child.pid, ready: s.ready, busy: s.current !== undefined }]));
   }
 
   /** Engines of other segmentation settings the live workers hold, as they last reported. */
@@ -118,19 +155,32 @@ export class WorkerPool extends EventEmitter {
   }
 
   /**
-   * Throws what run() would throw right now for lack of capacity, so callers can refuse before
-   * spending time on a request (reading, decoding) that the queue could not take anyway.
+   * Holds room for one task while its request is read and decoded: requests running, queued and
+   * reserved together stay within one per worker plus the queue. Refuses at once when the pool is
+   * full or closing.
    */
-  checkCapacity(): void {
+  reserve(): Reservation {
     if (this.closing) throw new PoolClosedError('the service is shutting down');
-    if (this.idleSlot() || this.queue.length < this.options.maxQueue) return;
-    const workers = Math.max(1, this.readyWorkers);
-    // Expected wait for one more task: everything queued ahead of it, served by every worker.
-    const seconds = Math.max(1, Math.ceil(((this.queue.length + 1) * this.serviceSeconds) / workers));
-    throw new QueueFullError(`all ${this.options.size} workers are busy and ${this.queue.length} requests are queued; retry later`, seconds);
+    const taken = this.busyWorkers + this.queue.length + this.reserved;
+    if (taken >= this.options.size + this.options.maxQueue) {
+      const waiting = this.queue.length + this.reserved;
+      // Expected wait for one more task: everything ahead of it, served by every worker.
+      const seconds = Math.max(1, Math.ceil(((waiting + 1) * this.serviceSeconds) / Math.max(1, this.readyWorkers)));
+      throw new QueueFullError(`all ${this.options.size} workers are busy and ${waiting} requests are waiting; retry later`, seconds);
+    }
+    this.reserved++;
+    let held = true;
+    return {
+      release: () => {
+        if (held) this.reserved--;
+        held = false;
+      },
+    };
   }
 
-  run<R extends TaskRequest>(task: InferTask<R>, options: RunOptions = {}): Promise<TaskResult<OutputOf<R>>> {
+  /** Runs a task in the room `reservation` holds (released here), or in room taken now. */
+  run<R extends TaskRequest>(task: InferTask<R>, options: RunOptions = {}, reservation: Reservation = this.reserve()): Promise<TaskResult<OutputOf<R>>> {
+    reservation.release();
     // The worker answers each request with the output of the same task.
     return this.enqueue(task, options) as Promise<TaskResult<OutputOf<R>>>;
   }
@@ -143,11 +193,7 @@ export class WorkerPool extends EventEmitter {
   private enqueue(task: InferTask, options: RunOptions): Promise<TaskResult> {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    try {
-      this.checkCapacity();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    if (this.closing) return Promise.reject(new PoolClosedError('the service is shutting down'));
     return new Promise<TaskResult>((resolve, reject) => {
       const pending: Pending = { id: this.nextId++, task, enqueuedAt: performance.now(), resolve, reject, options };
       if (signal) {
@@ -158,8 +204,10 @@ export class WorkerPool extends EventEmitter {
             this.queue.splice(index, 1);
             this.stats.dropped++;
           } else {
-            // Running: the worker cannot be interrupted mid-inference; its answer will be ignored.
+            // Running: the worker stops between runs; its slot frees when it answers.
             this.stats.abandoned++;
+            const slot = [...this.slots].find((s) => s.current === pending);
+            if (slot) send(slot.child, { type: 'cancel', id: pending.id });
           }
           reject(abortError(signal));
         };
@@ -181,22 +229,25 @@ export class WorkerPool extends EventEmitter {
     this.stats.started++;
     pending.options.onStart?.();
     slot.watchdog = setTimeout(() => this.stopHung(slot), this.options.taskTimeoutMs);
-    // Copy so the caller's buffer stays usable; the copy's memory moves to the worker.
-    const pixels = pending.task.pixels.slice();
-    const message: ToWorker = { type: 'infer', id: pending.id, task: { ...pending.task, pixels } };
+    const message: ToWorker = { type: 'infer', id: pending.id, task: pending.task, deadlineAt: pending.options.deadlineAt };
     if (this.nextFault) {
       message.fault = this.nextFault;
       this.nextFault = undefined;
     }
-    slot.worker.postMessage(message, [pixels.buffer]);
+    send(slot.child, message);
   }
 
   private stopHung(slot: Slot): void {
     const pending = this.settle(slot);
-    slot.stopReason = 'watchdog';
-    slot.ready = false;
+    this.kill(slot, 'watchdog');
     this.failTask(pending, `the worker did not finish within ${this.options.taskTimeoutMs} ms and was replaced`);
-    void slot.worker.terminate();
+  }
+
+  /** SIGKILL: whatever the process is doing, native code included, it ends now. */
+  private kill(slot: Slot, reason: RestartReason): void {
+    slot.stopReason ??= reason;
+    slot.ready = false;
+    slot.child.kill('SIGKILL');
   }
 
   private failTask(pending: Pending | undefined, why: string): void {
@@ -219,20 +270,26 @@ export class WorkerPool extends EventEmitter {
   }
 
   private spawn(): Promise<void> {
-    const worker = createWorker(this.options.worker);
-    const slot: Slot = { worker, loaded: false, ready: false, variants: { count: 0, bytes: 0 } };
+    const child = startWorker(this.options.worker);
+    const slot: Slot = { child, loaded: false, ready: false, variants: { count: 0, bytes: 0 } };
     this.slots.add(slot);
     return new Promise<void>((resolveReady, rejectReady) => {
-      worker.on('message', (message: FromWorker) => {
+      child.on('message', (message: FromWorker) => {
         switch (message.type) {
           case 'ready':
-            slot.loaded = slot.ready = true;
+            slot.loaded = slot.ready = !this.closing;
             resolveReady();
             this.drain();
             break;
           case 'loadFailed':
             rejectReady(new Error(`worker failed to load models: ${message.message}`));
-            void worker.terminate();
+            this.kill(slot, 'exit');
+            break;
+          case 'fatal':
+            // An uncaught error: the process exits next; give it no more work meanwhile.
+            slot.stopReason ??= 'error';
+            slot.ready = false;
+            this.emit('workerError', new Error(message.message));
             break;
           case 'result':
           case 'failed': {
@@ -253,41 +310,52 @@ export class WorkerPool extends EventEmitter {
           }
         }
       });
-      worker.on('error', (err) => {
-        // The thread is going down; 'exit' follows. Give it no more work meanwhile.
-        slot.stopReason ??= 'error';
-        slot.ready = false;
-        this.emit('workerError', err);
-      });
-      worker.on('exit', (code) => {
+      child.on('error', (err) => this.emit('workerError', err));
+      child.once('exit', (code, signal) => {
         this.slots.delete(slot);
-        this.failTask(this.settle(slot), `the worker stopped (exit code ${code})`);
-        if (!slot.loaded) rejectReady(new Error(`worker exited with code ${code} before it was ready`));
+        const how = signal ? `signal ${signal}` : `exit code ${code}`;
+        this.failTask(this.settle(slot), `the worker stopped (${how})`);
+        if (!slot.loaded) rejectReady(new Error(`worker stopped (${how}) before it was ready`));
         if (!this.closing && slot.loaded) {
-          const reason = slot.stopReason ?? 'exit';
+          const reason = slot.stopReason ?? (signal ? 'crash' : 'exit');
           this.restarts++;
           this.emit('restart', reason);
-          this.spawn().catch((err: Error) => this.emit('workerError', err));
+          this.replace();
         }
       });
     });
   }
 
+  /** A replacement worker; if it cannot load, tries again later rather than leave the pool short. */
+  private replace(attempt = 0): void {
+    this.spawn().then(
+      () => this.drain(),
+      (err: Error) => {
+        this.emit('workerError', err);
+        if (this.closing) return;
+        const delay = RESPAWN_BACKOFF_MS[Math.min(attempt, RESPAWN_BACKOFF_MS.length - 1)]!;
+        setTimeout(() => !this.closing && this.replace(attempt + 1), delay).unref();
+      },
+    );
+  }
+
   /**
    * Stops taking work, fails what is still queued, and asks every worker to release its engines
-   * and end; one that has not ended within closeTimeoutMs is terminated.
+   * and end; one still loading, or not ended within closeTimeoutMs, is killed.
    */
   async close(): Promise<void> {
     this.closing = true;
     for (const pending of this.queue.splice(0)) pending.reject(new PoolClosedError('the service is shutting down'));
     const timeoutMs = this.options.closeTimeoutMs ?? 5_000;
-    await Promise.all([...this.slots].map(async ({ worker }) => {
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      const message: ToWorker = { type: 'close' };
-      worker.postMessage(message);
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
-      if ((await Promise.race([exited, late])) === 'late') await worker.terminate();
+    await Promise.all([...this.slots].map(async (slot) => {
+      const { child } = slot;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      // A worker still loading has nothing worth waiting for.
+      if (!slot.loaded) this.kill(slot, 'exit');
+      else send(child, { type: 'close' });
+      const timer = setTimeout(() => this.kill(slot, 'exit'), timeoutMs);
+      await exited;
       clearTimeout(timer);
     }));
   }

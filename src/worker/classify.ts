@@ -4,7 +4,7 @@ import type { ClassifierGraph } from '../model/mobilenet-v2.js';
 import type { ClassificationOutput, ClassificationRequest, ScoredClass } from '../tasks.js';
 import type { InputQuantization } from '../weights/common.js';
 import { normalize } from './normalize.js';
-import type { TaskRunner } from './runner.js';
+import { checkpoint, type TaskRunner } from './runner.js';
 
 /** The k most probable classes, most probable first; ties keep the lower index first. */
 export function topK(probabilities: Float32Array, k: number): ScoredClass[] {
@@ -22,7 +22,8 @@ export class ClassificationRunner implements TaskRunner<ClassificationRequest> {
     private readonly input: InputQuantization,
   ) {}
 
-  async run(request: ClassificationRequest, pixels: Uint8Array): Promise<ClassificationOutput> {
+  async run(request: ClassificationRequest, pixels: Uint8Array, signal?: AbortSignal): Promise<ClassificationOutput> {
+    await checkpoint(signal);
     const outputs = await this.engine.run({ data: normalize(pixels, this.input), batch: 1 });
     return { task: 'classification', classes: topK(outputs.get(this.model.probabilities.name)!, request.topk) };
   }

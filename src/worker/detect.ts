@@ -6,7 +6,7 @@ import { ssdAnchors, type SsdGraph } from '../model/ssdlite.js';
 import type { Detection, DetectionOutput, DetectionRequest } from '../tasks.js';
 import type { InputQuantization } from '../weights/common.js';
 import { normalize } from './normalize.js';
-import type { TaskRunner } from './runner.js';
+import { checkpoint, type TaskRunner } from './runner.js';
 
 /** The box coder's scale factors for (y, x, h, w), as the TF Object Detection API trains SSD. */
 export const BOX_SCALE_FACTORS = [10, 10, 5, 5] as const;
@@ -61,7 +61,8 @@ export class DetectionRunner implements TaskRunner<DetectionRequest> {
     this.anchors = ssdAnchors(model.featureMaps);
   }
 
-  async run(request: DetectionRequest, pixels: Uint8Array): Promise<DetectionOutput> {
+  async run(request: DetectionRequest, pixels: Uint8Array, signal?: AbortSignal): Promise<DetectionOutput> {
+    await checkpoint(signal);
     const outputs = await this.engine.run({ data: normalize(pixels, this.input), batch: 1 });
     const boxes = decodeBoxes(outputs.get(this.model.boxEncodings.name)!, this.anchors);
     return { task: 'detection', detections: selectDetections(boxes, outputs.get(this.model.classScores.name)!, request) };

@@ -12,7 +12,7 @@ export async function actOut(fault: Fault | undefined): Promise<void> {
     case 'fail':
       throw new Error('injected task failure');
     case 'throw':
-      // Outside the task's promise chain, so nothing catches it and the thread dies.
+      // Outside the task's promise chain, so nothing catches it and the process dies.
       setImmediate(() => {
         throw new Error('injected uncaught error');
       });
@@ -20,8 +20,12 @@ export async function actOut(fault: Fault | undefined): Promise<void> {
     case 'exit':
       process.exit(70);
     // eslint-disable-next-line no-fallthrough
+    case 'abort':
+      // What a failed assertion in native code does: SIGABRT, no JavaScript runs after it.
+      process.abort();
+    // eslint-disable-next-line no-fallthrough
     case 'hang':
-      // Blocks the thread's event loop; only the pool's watchdog can end it.
+      // Blocks the process's event loop; only the pool's watchdog can end it.
       for (;;);
   }
 }

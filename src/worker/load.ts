@@ -54,7 +54,7 @@ export async function loadRunner(entry: CatalogEntry, config: WorkerConfig, vari
 }
 
 /** Runs a request on the runner of its model; a request for another task is a caller's error. */
-export function runOn(runner: AnyRunner, request: TaskRequest, pixels: Uint8Array) {
+export function runOn(runner: AnyRunner, request: TaskRequest, pixels: Uint8Array, signal?: AbortSignal) {
   if (runner.task !== request.task) throw new Error(`the model runs ${runner.task}, not ${request.task}`);
-  return (runner as TaskRunner<typeof request>).run(request, pixels);
+  return (runner as TaskRunner<typeof request>).run(request, pixels, signal);
 }

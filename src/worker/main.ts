@@ -1,58 +1,107 @@
-// A pool worker: loads and warms up its models, reports ready, then runs one task at a time.
-// Inference happens here, never on the main thread's event loop.
-import { parentPort, workerData } from 'node:worker_threads';
+// An inference worker, a child process of the pool: loads and warms up its models, reports ready,
+// then runs one task at a time. Inference happens here, never on the server's event loop, and a
+// fault here (native code included) ends only this process.
 import { findEntry } from '../catalog/catalog.js';
 import type { FromWorker, InferTask, ToWorker, WorkerConfig } from '../pool/messages.js';
 import { actOut } from './faults.js';
 import { loadRunner, runOn, type AnyRunner } from './load.js';
 import { variantCache, type VariantCache } from './segmentation-runner.js';
 
-const port = parentPort!;
-const send = (message: FromWorker) => port.postMessage(message);
+const send = (message: FromWorker) => process.send?.(message);
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-async function infer(runners: Map<string, AnyRunner>, task: InferTask) {
-  const runner = runners.get(task.model);
-  if (!runner) throw new Error(`model ${task.model} is not loaded in this worker`);
-  const started = performance.now();
-  const output = await runOn(runner, task.request, task.pixels);
-  return { output, inferenceMs: performance.now() - started };
-}
+// The pool's process drains and then closes the workers: signals sent to the whole process group
+// (Ctrl-C in a terminal) must not cut inference short. The pool kills with SIGKILL when it must.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+// Without the pool (it was killed), a worker has no one to serve.
+process.on('disconnect', () => process.exit(0));
+process.on('uncaughtException', (err) => {
+  send({ type: 'fatal', message: messageOf(err) });
+  process.exit(1);
+});
 
-async function close(runners: Map<string, AnyRunner>, variants: VariantCache, running: Promise<unknown>): Promise<void> {
-  // An engine must not be released under a run: let the current task finish first.
-  await running.catch(() => {});
-  await variants.clear();
-  for (const runner of runners.values()) await runner.dispose();
-  // Nothing else keeps the thread alive: it ends once the port is closed.
-  port.close();
-}
+class Worker {
+  private readonly runners = new Map<string, AnyRunner>();
+  private readonly variants: VariantCache;
+  /** The running task's stop signal, by task id. */
+  private readonly stops = new Map<number, AbortController>();
+  private running: Promise<unknown> = Promise.resolve();
 
-async function main(): Promise<void> {
-  const config = workerData as WorkerConfig;
-  const runners = new Map<string, AnyRunner>();
-  const variants = variantCache(config.variantBudgetBytes);
-  // What the cache holds, reported with every answer so the main thread can export it.
-  const held = () => ({ count: variants.size, bytes: variants.bytes });
-  try {
-    for (const name of config.models) runners.set(name, await loadRunner(findEntry(name), config, variants));
-  } catch (err) {
-    send({ type: 'loadFailed', message: messageOf(err) });
-    return;
+  constructor(private readonly config: WorkerConfig) {
+    this.variants = variantCache(config.variantBudgetBytes);
   }
-  // One task at a time: the pool sends the next only after this one's answer.
-  let running: Promise<unknown> = Promise.resolve();
-  port.on('message', (message: ToWorker) => {
-    if (message.type === 'close') {
-      void close(runners, variants, running);
-      return;
-    }
-    running = actOut(message.fault).then(() => infer(runners, message.task)).then(
-      (result) => send({ type: 'result', id: message.id, ...result, variants: held() }),
-      (err: unknown) => send({ type: 'failed', id: message.id, message: messageOf(err), variants: held() }),
-    );
-  });
-  send({ type: 'ready' });
+
+  async load(): Promise<void> {
+    for (const name of this.config.models) this.runners.set(name, await loadRunner(findEntry(name), this.config, this.variants));
+  }
+
+  /** What the variant cache holds, reported with every answer so the server can export it. */
+  private held() {
+    return { count: this.variants.size, bytes: this.variants.bytes };
+  }
+
+  infer(id: number, task: InferTask, deadlineAt: number | undefined, fault: Parameters<typeof actOut>[0]): void {
+    const stop = new AbortController();
+    this.stops.set(id, stop);
+    const signals = [stop.signal];
+    if (deadlineAt !== undefined) signals.push(AbortSignal.timeout(Math.max(0, deadlineAt - Date.now())));
+    const signal = AbortSignal.any(signals);
+    this.running = actOut(fault)
+      .then(() => this.run(task, signal))
+      .then(
+        (result) => send({ type: 'result', id, ...result, variants: this.held() }),
+        (err: unknown) => send({ type: 'failed', id, message: messageOf(err), variants: this.held() }),
+      )
+      .finally(() => this.stops.delete(id));
+  }
+
+  private async run(task: InferTask, signal: AbortSignal) {
+    const runner = this.runners.get(task.model);
+    if (!runner) throw new Error(`model ${task.model} is not loaded in this worker`);
+    const started = performance.now();
+    const output = await runOn(runner, task.request, task.pixels, signal);
+    return { output, inferenceMs: performance.now() - started };
+  }
+
+  cancel(id: number): void {
+    this.stops.get(id)?.abort(new Error('the request was abandoned'));
+  }
+
+  async close(): Promise<void> {
+    // An engine must not be released under a run: let the current task finish first.
+    await this.running.catch(() => {});
+    await this.variants.clear();
+    for (const runner of this.runners.values()) await runner.dispose();
+    process.exit(0);
+  }
 }
 
-void main();
+let worker: Worker | undefined;
+process.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'start': {
+      const started = new Worker(message.config);
+      started.load().then(
+        () => {
+          worker = started;
+          send({ type: 'ready' });
+        },
+        (err: unknown) => send({ type: 'loadFailed', message: messageOf(err) }),
+      );
+      break;
+    }
+    case 'infer':
+      // One task at a time: the pool sends the next only after this one's answer.
+      if (!worker) send({ type: 'failed', id: message.id, message: 'the worker is not ready', variants: { count: 0, bytes: 0 } });
+      else worker.infer(message.id, message.task, message.deadlineAt, message.fault);
+      break;
+    case 'cancel':
+      worker?.cancel(message.id);
+      break;
+    case 'close':
+      if (worker) void worker.close();
+      else process.exit(0);
+      break;
+  }
+});

@@ -10,7 +10,7 @@ import type { SegmentationOutput, SegmentationRequest } from '../tasks.js';
 import type { InputQuantization } from '../weights/common.js';
 import { BoundedCache } from './bounded-cache.js';
 import { normalize } from './normalize.js';
-import type { TaskRunner } from './runner.js';
+import { checkpoint, type TaskRunner } from './runner.js';
 import { segment, type GraphOutput } from './segment.js';
 
 /** A graph over the model's weights and the engine that runs it. */
@@ -61,9 +61,13 @@ export class SegmentationRunner implements TaskRunner<SegmentationRequest> {
     return `${this.options.name}/os${outputStride}/x${scale}/${output}`;
   }
 
-  async run(request: SegmentationRequest, pixels: Uint8Array): Promise<SegmentationOutput> {
+  async run(request: SegmentationRequest, pixels: Uint8Array, signal?: AbortSignal): Promise<SegmentationOutput> {
     const { own, input } = this.options;
-    return segment(request, normalize(pixels, input), own.model.input.shape, (variant, data) => this.runVariant(variant, data));
+    return segment(request, normalize(pixels, input), own.model.input.shape, async (variant, data) => {
+      // MF makes twelve runs: an abandoned request stops between them.
+      await checkpoint(signal);
+      return this.runVariant(variant, data);
+    });
   }
 
   private async runVariant(variant: DeepLabVariant, data: Float32Array): Promise<GraphOutput> {
