@@ -198,13 +198,15 @@ describe('Dockerfile', () => {
     expect(runtime).toMatch(/^HEALTHCHECK [^]*\/healthz/m);
     expect(runtime).toMatch(new RegExp(`^EXPOSE ${DEFAULTS.port}$`, 'm'));
     expect(runtime).toMatch(/fonts-dejavu-core/);
-    // npm start is `NAME=${NAME:-default} ... command`: the image runs the same command with the same defaults.
+    // npm start is `NAME=${NAME:-default} ... exec command` (exec: npm's signals reach the server
+    // itself): the image runs the same command with the same defaults.
     const start = JSON.parse(read('package.json')).scripts.start as string;
     const assignments = [...start.matchAll(/(\w+)=\$\{\1:-([^}]*)\} /g)];
     expect(assignments.map(([, name]) => name)).toEqual(['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_']);
     for (const [, name, value] of assignments) expect(runtime).toMatch(new RegExp(`^\\s+${name}=${value}( \\\\)?$`, 'm'));
     const [, cmd] = /^CMD (\[.*\])$/m.exec(runtime)!;
-    expect((JSON.parse(cmd!) as string[]).join(' ')).toBe(start.replace(/^(\w+=\S+ )+/, ''));
+    expect(start).toMatch(/^(\w+=\S+ )+exec /);
+    expect((JSON.parse(cmd!) as string[]).join(' ')).toBe(start.replace(/^(\w+=\S+ )+exec /, ''));
     // Models are fetched and verified by the project's own install step.
     expect(stages.find((s) => s.startsWith('${NODE_IMAGE} AS build'))).toMatch(/npm run models/);
   });
