@@ -3,6 +3,8 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { ApiError, apiErrorOf, ERROR_CODES, errorBody, type ErrorCode } from './http/errors.js';
+import { bodyBudget } from './http/body-budget.js';
+import { discardBody } from './http/image-body.js';
 import { requestIdOf, requestLifetime } from './http/lifetime.js';
 import configPlugin from './http/plugins/config.js';
 import drainPlugin from './http/plugins/drain.js';
@@ -57,6 +59,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(pipelinePlugin, { config });
   await app.register(drainPlugin);
   await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs });
+  await app.register(bodyBudget, { bodyLimitBytes: config.bodyLimitBytes });
 
   await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: 2, fields: 4, parts: 6 } });
   // Any non-multipart body is taken as raw image bytes; the format is sniffed from the bytes.
@@ -73,8 +76,14 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
     app.metrics.errors.inc({ code });
     if (code === 'deadline_exceeded') app.metrics.deadlineExceeded.inc({ stage });
     if (code === 'cancelled') app.metrics.clientDisconnects.inc({ stage });
-    // Refused before the whole body arrived: close the connection rather than read the rest.
-    if (!request.raw.complete) reply.header('connection', 'close');
+    // Refused before the whole body arrived. A request that ran out of time or lost its client
+    // is closed with its answer. Any other is answered now and the rest of its body read and
+    // discarded afterwards, so the connection stays open and the answer reaches clients that
+    // write their whole body before they read; one whose body does not end in time is closed.
+    if (!request.raw.complete) {
+      if (code === 'deadline_exceeded' || code === 'cancelled') reply.header('connection', 'close');
+      else reply.raw.once('finish', () => void discardBody(request.raw).then((drained) => drained || request.raw.socket?.destroy()));
+    }
     // One code, one status: the status always comes from the code's definition.
     return reply.code(ERROR_CODES[code]).headers(answer.headers).send(errorBody(code, answer.message));
   });
@@ -101,8 +110,12 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     // While draining, requests on open connections are still served (with Connection: close)
     // instead of Fastify's own 503, whose body is not our error format.
     return503OnClosing: false,
+    // Backstops under each request's own deadline: Node ends a request that outlives every
+    // deadline a client may ask for, and a connection whose headers do not arrive in time.
+    requestTimeout: config.maxRequestTimeoutMs + 1_000,
     ...options,
   });
+  app.server.headersTimeout = config.headersTimeoutMs;
   await servicePlugin(app, config);
   return app;
 }

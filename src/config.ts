@@ -23,7 +23,17 @@ export interface Config {
   variantMemoryBytes: number;
   maxQueue: number;
   bodyLimitBytes: number;
+  /** Bytes of request bodies all requests may hold together while they arrive. */
+  bodyMemoryBytes: number;
+  /** Bytes of images all requests may hold together while they are decoded or drawn at full size. */
+  pixelMemoryBytes: number;
   maxImagePixels: number;
+  /** scans x width x height of a progressive JPEG: the decoding work it asks for. */
+  maxJpegScanPixels: number;
+  /** Most time one decode (or one drawing of an answer) may take. */
+  decodeTimeoutMs: number;
+  /** Time a client has to send a request's headers (slow clients hold a connection otherwise). */
+  headersTimeoutMs: number;
   /** Smallest image side accepted; smaller images carry too little to classify. */
   minImageSide: number;
   /** Default per-request deadline, from arrival to response. */
@@ -38,6 +48,7 @@ export interface Config {
 }
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models/files', import.meta.url));
+const MIB = 1024 * 1024;
 
 export class ConfigError extends Error {}
 
@@ -89,6 +100,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (requestTimeoutMs > maxRequestTimeoutMs) {
     throw new ConfigError(`REQUEST_TIMEOUT_MS=${requestTimeoutMs} must not exceed MAX_REQUEST_TIMEOUT_MS=${maxRequestTimeoutMs}`);
   }
+  const bodyLimitBytes = integer(env, 'BODY_LIMIT_BYTES', 20 * MIB, 1024);
+  const bodyMemoryBytes = integer(env, 'BODY_MEMORY_MB', 512, 1) * MIB;
+  if (bodyMemoryBytes < bodyLimitBytes) {
+    throw new ConfigError(`BODY_MEMORY_MB=${bodyMemoryBytes / MIB} must hold at least one body of BODY_LIMIT_BYTES=${bodyLimitBytes}`);
+  }
+  const maxImagePixels = integer(env, 'MAX_IMAGE_PIXELS', 50_000_000, 1);
   return {
     host: env.HOST ?? '0.0.0.0',
     port: integer(env, 'PORT', 8080, 0),
@@ -99,10 +116,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     split: splitFactors(env.MEMORY_SPLIT, models),
     poolSize: integer(env, 'POOL_SIZE', cores, 1),
     engineThreads: integer(env, 'ENGINE_THREADS', 1, 1),
-    variantMemoryBytes: integer(env, 'VARIANT_MEMORY_MB', 512, 0) * 1024 * 1024,
+    variantMemoryBytes: integer(env, 'VARIANT_MEMORY_MB', 512, 0) * MIB,
     maxQueue: integer(env, 'MAX_QUEUE', 64, 0),
-    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 20 * 1024 * 1024, 1024),
-    maxImagePixels: integer(env, 'MAX_IMAGE_PIXELS', 50_000_000, 1),
+    bodyLimitBytes,
+    bodyMemoryBytes,
+    pixelMemoryBytes: integer(env, 'PIXEL_MEMORY_MB', 768, 1) * MIB,
+    maxImagePixels,
+    // 64 passes over the largest image accepted: under a second of decoding here (docs/reliability.md).
+    maxJpegScanPixels: integer(env, 'MAX_JPEG_SCAN_PIXELS', 64 * maxImagePixels, 1),
+    decodeTimeoutMs: integer(env, 'DECODE_TIMEOUT_MS', 5_000, 1_000),
+    headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', 10_000, 100),
     minImageSide: integer(env, 'MIN_IMAGE_SIDE', 32, 1),
     requestTimeoutMs,
     maxRequestTimeoutMs,

@@ -2,6 +2,7 @@
 // openapi.yaml. Each layer raises its own errors; apiErrorOf is the one place that turns them
 // into a code, a status and headers.
 import { ImageError, type ImageProblem } from '../decode/decode.js';
+import { BudgetError } from '../pipeline/budget.js';
 import { ClientGoneError, DeadlineExceededError } from '../pipeline/lifetime.js';
 import { UnknownModelError } from '../pipeline/models.js';
 import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
@@ -18,7 +19,9 @@ export const ERROR_CODES = {
   unsupported_media_type: 415,
   invalid_image: 422,
   image_too_small: 422,
+  image_too_complex: 422,
   queue_full: 503,
+  overloaded: 503,
   not_ready: 503,
   worker_failed: 503,
   deadline_exceeded: 503,
@@ -46,8 +49,12 @@ const IMAGE_CODES: Record<ImageProblem, ErrorCode> = {
   unsupported: 'unsupported_media_type',
   too_large: 'image_too_large',
   too_small: 'image_too_small',
+  too_complex: 'image_too_complex',
   undecodable: 'invalid_image',
 };
+
+/** How long a client should wait when a memory budget is full: requests in flight end within seconds. */
+const BUDGET_RETRY_SECONDS = 1;
 
 /** The API's answer to an error of any layer below HTTP; undefined for an error none of them raises (a bug). */
 export function apiErrorOf(err: unknown): ApiError | undefined {
@@ -60,6 +67,7 @@ export function apiErrorOf(err: unknown): ApiError | undefined {
   if (err instanceof ClientGoneError || err instanceof TaskAbortedError) return as('cancelled');
   if (err instanceof QueueFullError) return as('queue_full', { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof PoolClosedError) return as('not_ready');
+  if (err instanceof BudgetError) return err.exceedsLimit ? as('image_too_large') : as('overloaded', { 'retry-after': String(BUDGET_RETRY_SECONDS) });
   if (err instanceof WorkerFailedError) return as('worker_failed');
   return undefined;
 }

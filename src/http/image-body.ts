@@ -1,4 +1,5 @@
 // The image bytes of a request: the one file field `image` of a multipart form, or the raw body.
+import type { IncomingMessage } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
 import { untilAborted } from '../pipeline/lifetime.js';
@@ -33,4 +34,35 @@ async function readImageField(request: FastifyRequest): Promise<Buffer> {
   }
   if (!image) throw new ApiError('invalid_multipart', `the form has no '${IMAGE_FIELD}' file field`);
   return image;
+}
+
+/** How long a refused request's remaining body is read and discarded before its answer. */
+export const LINGER_MS = 5_000;
+
+/**
+ * Reads and discards what is left of a request's body, so that an answer sent before the body
+ * was read reaches a client that writes the whole body before it reads: closing with unread data
+ * would reset the connection, and the client would see EPIPE instead of the answer. Bounded in
+ * time, as nginx's lingering close is; false when the body did not end within it.
+ */
+export function discardBody(raw: IncomingMessage, maxMs = LINGER_MS): Promise<boolean> {
+  if (raw.complete) return Promise.resolve(true);
+  if (raw.destroyed || raw.readableEnded) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const finish = (drained: boolean) => {
+      clearTimeout(timer);
+      raw.off('end', onEnd);
+      raw.off('close', onClose);
+      resolve(drained);
+    };
+    const onEnd = () => finish(true);
+    const onClose = () => finish(raw.complete);
+    const timer = setTimeout(() => finish(false), maxMs);
+    // Whoever was reading (the body parser, the form parser) has given up on it.
+    raw.unpipe();
+    raw.on('data', () => {});
+    raw.once('end', onEnd);
+    raw.once('close', onClose);
+    raw.resume();
+  });
 }

@@ -1,12 +1,24 @@
-// What every image route does around the shared pipeline: refuse at once when the queue is full
-// (before the body is read: that work would be thrown away), read the image from the body, run
-// it, and report what every answer carries beside its own fields.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// What every image route does around the shared pipeline: refuse at once when the pool is full
+// (as soon as the request's headers are in, before its body is read), read the image from the
+// body, run it, and report what every answer carries beside its own fields.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RequestLifetime } from '../pipeline/lifetime.js';
 import type { ImageTaskResult } from '../pipeline/image-pipeline.js';
 import type { ModelInfo } from '../pipeline/models.js';
+import type { Reservation } from '../pool/pool.js';
 import type { TaskRequest } from '../tasks.js';
 import { readImageBody } from './image-body.js';
+
+const reservations = new WeakMap<FastifyRequest, Reservation>();
+
+/** The image routes' onRequest hook: room in the pool, held until the task is queued or the request ends. */
+export function admitImageRequest(app: FastifyInstance) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const reservation = app.pipeline.admit();
+    reservations.set(request, reservation);
+    reply.raw.once('close', reservation.release);
+  };
+}
 
 export async function runImageRoute<R extends TaskRequest>(
   app: FastifyInstance,
@@ -18,7 +30,7 @@ export async function runImageRoute<R extends TaskRequest>(
   const startedAt = performance.now();
   // Installed for every request by app.ts; the fallback only serves an app built without it.
   const lifetime = request.lifetime ?? new RequestLifetime(app.config.requestTimeoutMs);
-  const reservation = app.pipeline.admit();
+  const reservation = reservations.get(request) ?? app.pipeline.admit();
   try {
     const bytes = await readImageBody(request, lifetime.signal);
     return await app.pipeline.run(model, bytes, taskRequest, { lifetime, reservation, startedAt });
@@ -26,6 +38,12 @@ export async function runImageRoute<R extends TaskRequest>(
     // Taken by the pool once queued; a request that failed before that gives its room back.
     reservation.release();
   }
+}
+
+/** An answer drawn on the photo (boxes, overlay, mask), under the request's deadline and the pixel budget. */
+export function renderAnswer<T>(app: FastifyInstance, request: FastifyRequest, result: { image: { decodedBytes: number } }, draw: (limits: { timeoutMs: number }) => Promise<T>): Promise<T> {
+  const lifetime = request.lifetime ?? new RequestLifetime(app.config.requestTimeoutMs);
+  return app.pipeline.render(result, lifetime, draw);
 }
 
 /** What every image route reports beside its own answer: the model that ran, its cost, the image as read, the timings. */

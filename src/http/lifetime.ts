@@ -39,8 +39,11 @@ function timeoutOf(request: FastifyRequest, defaultMs: number, maxMs: number): n
   return Math.min(Number(text), maxMs);
 }
 
-const hasBody = (request: FastifyRequest) =>
+export const hasBody = (request: FastifyRequest) =>
   Number(request.headers['content-length'] ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined;
+
+/** The one body the image routes read in the handler (@fastify/multipart); every other is read before it, raw. */
+export const isFormData = (request: FastifyRequest) => /^multipart\/form-data\b/i.test(request.headers['content-type'] ?? '');
 
 /** `request.lifetime` for every route, present or future (the hooks sit on the root instance). */
 export const requestLifetime = fp(async (app: FastifyInstance, options: { defaultMs: number; maxMs: number }) => {
@@ -54,14 +57,22 @@ export const requestLifetime = fp(async (app: FastifyInstance, options: { defaul
     request.lifetime = lifetime;
     // 'close' before the response was ended is a client that went away before its answer.
     reply.raw.once('close', () => (reply.raw.writableEnded ? lifetime.end() : lifetime.clientLeft()));
+    // The deadline holds to the last byte: an answer still being written when it passes is cut.
+    lifetime.signal.addEventListener('abort', () => {
+      if (reply.raw.headersSent && !reply.raw.writableEnded) reply.raw.destroy();
+    }, { once: true });
   });
 
-  // A raw body is read by Fastify before the handler runs; pass it through a stream that fails
-  // when the request is aborted, so a slow upload meets the deadline too. Multipart bodies are
-  // read inside the handler, which watches the signal itself.
+  app.addHook('onSend', async (request) => {
+    if (request.lifetime) request.lifetime.stage = 'response';
+  });
+
+  // A raw body (any type but a form, multipart/mixed included) is read by Fastify before the
+  // handler runs; pass it through a stream that fails when the request is aborted, so a slow
+  // upload meets the deadline too. Forms are read inside the handler, which watches the signal.
   app.addHook('preParsing', async (request, _reply, payload) => {
     const { lifetime } = request;
-    if (!lifetime || !hasBody(request) || /^multipart\//i.test(request.headers['content-type'] ?? '')) return payload;
+    if (!lifetime || !hasBody(request) || isFormData(request)) return payload;
     const guarded = new PassThrough();
     // Fastify stops listening once it has refused the body (413); the abort must not go unhandled.
     guarded.on('error', () => {});

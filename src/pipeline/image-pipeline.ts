@@ -1,17 +1,20 @@
 // The path every image request takes on the main thread, whatever protocol brought it: admission
-// (refuse at once when the queue is full), decode on libuv's threads, a task for a worker, and
-// the metrics it feeds. Every wait watches the request's lifetime, so abandoned work is dropped.
-import { decodeImage, type DecodedImage, type DecodeLimits } from '../decode/decode.js';
+// (refuse at once when the pool is full), decode on libuv's threads, a task for a worker, the
+// picture drawn for answers that are pictures, and the metrics it feeds. Every stage watches the
+// request's lifetime, so abandoned work is dropped, and holds its memory in a budget, so requests
+// in flight together cannot take more than the service has.
+import { decodePixels, inspectImage, type DecodedImage, type DecodeLimits } from '../decode/decode.js';
 import type { EngineName } from '../engine/engine.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Reservation, WorkerPool } from '../pool/pool.js';
 import type { OutputOf, TaskRequest } from '../tasks.js';
+import { MemoryBudget, type Lease } from './budget.js';
 import { untilAborted, type RequestLifetime } from './lifetime.js';
 import { multiplyAddsOf, type ModelInfo } from './models.js';
 
 export interface ImageTaskResult<R extends TaskRequest> {
   model: ModelInfo;
-  image: DecodedImage;
+  image: DecodedImage & { decodedBytes: number };
   /** The request's bytes, for answers drawn on the original photo. */
   bytes: Uint8Array;
   output: OutputOf<R>;
@@ -23,12 +26,33 @@ export interface ImageTaskResult<R extends TaskRequest> {
 export interface ImagePipelineOptions {
   pool: WorkerPool;
   metrics: Metrics;
-  limits: DecodeLimits;
+  /** `timeoutMs` bounds each decode and each drawing, within the request's own deadline. */
+  limits: DecodeLimits & { timeoutMs: number };
   engine: EngineName;
+  /** Bytes of request bodies being received, all requests together. */
+  bodyMemoryBytes: number;
+  /** Bytes of images being decoded or drawn at full size, all requests together. */
+  pixelMemoryBytes: number;
 }
 
 export class ImagePipeline {
-  constructor(private readonly options: ImagePipelineOptions) {}
+  private readonly bodies: MemoryBudget;
+  private readonly pixels: MemoryBudget;
+
+  constructor(private readonly options: ImagePipelineOptions) {
+    this.bodies = new MemoryBudget('request bodies', options.bodyMemoryBytes);
+    this.pixels = new MemoryBudget('decoded pixels', options.pixelMemoryBytes);
+  }
+
+  /** What the budgets hold now, for the metrics. */
+  get memoryHeld(): { bodies: number; pixels: number } {
+    return { bodies: this.bodies.held, pixels: this.pixels.held };
+  }
+
+  /** Room for a body of this many bytes, held until the request ends: taken before the first byte is read. */
+  reserveBody(bytes: number): Lease {
+    return this.bodies.reserve(bytes);
+  }
 
   /**
    * Room in the pool for one request, taken before its body is read or its image decoded: a
@@ -45,11 +69,14 @@ export class ImagePipeline {
     request: R,
     { lifetime, reservation, startedAt }: { lifetime: RequestLifetime; reservation: Reservation; startedAt: number },
   ): Promise<ImageTaskResult<R>> {
-    const { pool, metrics, limits, engine } = this.options;
+    const { pool, metrics, engine } = this.options;
     const { signal } = lifetime;
     lifetime.stage = 'decode';
-    // sharp cannot be interrupted; on abort the decode finishes in the background, unused.
-    const image = await untilAborted(decodeImage(bytes, model.resolution, limits), signal);
+    const inspected = await untilAborted(inspectImage(bytes, this.options.limits), signal);
+    const image = {
+      ...(await this.withPixels(inspected.decodedBytes, lifetime, (limits) => decodePixels(bytes, inspected, model.resolution, limits))),
+      decodedBytes: inspected.decodedBytes,
+    };
     const decoded = performance.now();
 
     lifetime.stage = 'queue';
@@ -72,5 +99,28 @@ export class ImagePipeline {
       multiplyAdds,
       timings: { decodeMs: decoded - startedAt, queueMs, inferenceMs, totalMs: performance.now() - startedAt },
     };
+  }
+
+  /**
+   * An answer drawn on the photo at its full size (boxes, overlay, mask): the same memory as
+   * decoding it, and the same time limit, within the request's deadline.
+   */
+  render<T>({ image }: { image: { decodedBytes: number } }, lifetime: RequestLifetime, draw: (limits: { timeoutMs: number }) => Promise<T>): Promise<T> {
+    lifetime.stage = 'render';
+    return this.withPixels(image.decodedBytes, lifetime, draw);
+  }
+
+  /**
+   * Work on libuv's threads that holds `bytes` of pixels: within the pixel budget, stopped by
+   * libvips at the decode time limit or the request's deadline, whichever comes first. sharp
+   * cannot be interrupted otherwise: an abandoned request stops waiting at once, and the budget
+   * is given back when the work itself ends.
+   */
+  private async withPixels<T>(bytes: number, lifetime: RequestLifetime, work: (limits: DecodeLimits & { timeoutMs: number }) => Promise<T>): Promise<T> {
+    const lease = this.pixels.reserve(bytes);
+    const timeoutMs = Math.max(1, Math.min(this.options.limits.timeoutMs, lifetime.deadlineAt - Date.now()));
+    const working = work({ ...this.options.limits, timeoutMs });
+    working.then(lease.release, lease.release);
+    return untilAborted(working, lifetime.signal);
   }
 }

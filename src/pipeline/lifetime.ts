@@ -2,8 +2,9 @@
 // Either ending aborts one signal that every stage of an image request watches (upload, decode,
 // queue, inference), so work nobody will receive is dropped.
 
-export type RequestStage = 'upload' | 'decode' | 'queue' | 'inference';
-export const REQUEST_STAGES: readonly RequestStage[] = ['upload', 'decode', 'queue', 'inference'];
+/** Where a request is: its body arriving, its image decoding, waiting for a worker, in a worker, its answer drawn or sent. */
+export type RequestStage = 'upload' | 'decode' | 'queue' | 'inference' | 'render' | 'response';
+export const REQUEST_STAGES: readonly RequestStage[] = ['upload', 'decode', 'queue', 'inference', 'render', 'response'];
 
 /** Why a request ended early, and the stage it was in. */
 export class RequestEndedError extends Error {

@@ -3,6 +3,8 @@ import type { Sharp } from 'sharp';
 
 export type ImageType = 'image/png' | 'image/jpeg';
 
-export function encode(picture: Sharp, type: ImageType): Promise<Buffer> {
-  return (type === 'image/jpeg' ? picture.jpeg({ quality: 90 }) : picture.png()).toBuffer();
+/** `timeoutMs` bounds libvips' work on it (whole seconds, at least one). */
+export function encode(picture: Sharp, type: ImageType, timeoutMs: number): Promise<Buffer> {
+  const timed = picture.timeout({ seconds: Math.max(1, Math.ceil(timeoutMs / 1000)) });
+  return (type === 'image/jpeg' ? timed.jpeg({ quality: 90 }) : timed.png()).toBuffer();
 }

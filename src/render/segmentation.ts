@@ -64,9 +64,13 @@ export function legendOf({ classMap, width: mapWidth, height: mapHeight }: Class
     .sort((a, b) => b.pixels - a.pixels || a.classId - b.classId);
 }
 
-/** An 8-bit greyscale PNG whose pixel values are class ids. */
-export function maskPng(scaled: Uint8Array, width: number, height: number): Promise<Buffer> {
-  return sharp(scaled, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+/** An 8-bit greyscale PNG whose pixel values are class ids; `timeoutMs` bounds libvips' work on it. */
+export function maskPng(scaled: Uint8Array, width: number, height: number, timeoutMs = 0): Promise<Buffer> {
+  return sharp(scaled, { raw: { width, height, channels: 1 } })
+    .timeout({ seconds: timeoutMs > 0 ? Math.max(1, Math.ceil(timeoutMs / 1000)) : 0 })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
 }
 
 /** PASCAL VOC's colour map: class id bits spread over the high bits of R, G and B. */

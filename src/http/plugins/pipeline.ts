@@ -14,7 +14,9 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
   app.decorate('pipeline', new ImagePipeline({
     pool: app.pool,
     metrics: app.metrics,
-    limits: { maxPixels: config.maxImagePixels, minSide: config.minImageSide },
+    limits: { maxPixels: config.maxImagePixels, minSide: config.minImageSide, maxJpegScanPixels: config.maxJpegScanPixels, timeoutMs: config.decodeTimeoutMs },
     engine: config.engine,
+    bodyMemoryBytes: config.bodyMemoryBytes,
+    pixelMemoryBytes: config.pixelMemoryBytes,
   }));
 }, { name: 'pipeline', dependencies: ['pool', 'metrics'] });

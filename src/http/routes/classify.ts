@@ -1,7 +1,7 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
-import { commonReport, runImageRoute } from '../image-route.js';
+import { admitImageRequest, commonReport, runImageRoute } from '../image-route.js';
 import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
 
 const querystring = {
@@ -17,6 +17,7 @@ const querystring = {
 export async function classifyRoute(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>();
   app.post('/v1/classify', {
+    onRequest: admitImageRequest(app),
     schema: {
       querystring,
       response: {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { drawBoxes, toPixelBox } from '../../render/boxes.js';
 import { encode } from '../../render/encode.js';
 import { ApiError } from '../errors.js';
-import { commonReport, runImageRoute } from '../image-route.js';
+import { admitImageRequest, commonReport, renderAnswer, runImageRoute } from '../image-route.js';
 import { requestedImageType } from '../negotiate.js';
 import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
 
@@ -25,6 +25,7 @@ const querystring = {
 export async function detectRoute(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>();
   app.post('/v1/detect', {
+    onRequest: admitImageRequest(app),
     schema: {
       querystring,
       response: {
@@ -70,7 +71,7 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
 
     const pictureType = requestedImageType(request, query.format);
     if (pictureType) {
-      const picture = await encode(drawBoxes(result.bytes, image.width, image.height, detections), pictureType);
+      const picture = await renderAnswer(app, request, result, ({ timeoutMs }) => encode(drawBoxes(result.bytes, image.width, image.height, detections), pictureType, timeoutMs));
       return reply.type(pictureType).send(picture);
     }
     return { detections, ...commonReport(result) };

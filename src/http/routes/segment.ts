@@ -4,7 +4,7 @@ import { STRATEGIES } from '../../model/deeplab.js';
 import { OUTPUT_STRIDES } from '../../model/mobilenet-v2.js';
 import { encode } from '../../render/encode.js';
 import { legendOf, maskPng, overlayImage, scaleClassMap } from '../../render/segmentation.js';
-import { commonReport, runImageRoute } from '../image-route.js';
+import { admitImageRequest, commonReport, renderAnswer, runImageRoute } from '../image-route.js';
 import { requestedImageType } from '../negotiate.js';
 import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
 
@@ -22,6 +22,7 @@ const querystring = {
 export async function segmentRoute(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<JsonSchemaToTsProvider>();
   app.post('/v1/segment', {
+    onRequest: admitImageRequest(app),
     schema: {
       querystring,
       response: {
@@ -67,10 +68,10 @@ export async function segmentRoute(fastify: FastifyInstance): Promise<void> {
     // An explicit format wins over the Accept header.
     const pictureType = query.format === 'mask' || query.format === 'json' ? undefined : requestedImageType(request, query.format);
     if (pictureType) {
-      const picture = await encode(await overlayImage(bytes, width, height, output), pictureType);
+      const picture = await renderAnswer(app, request, result, async ({ timeoutMs }) => encode(await overlayImage(bytes, width, height, output), pictureType, timeoutMs));
       return reply.type(pictureType).send(picture);
     }
-    const png = await maskPng(scaleClassMap(output, width, height), width, height);
+    const png = await renderAnswer(app, request, result, ({ timeoutMs }) => maskPng(scaleClassMap(output, width, height), width, height, timeoutMs));
     if (query.format === 'mask') return reply.type('image/png').send(png);
     return {
       legend: legendOf(output, width, height, model.labels),
