@@ -6,6 +6,8 @@ import { ApiError, apiErrorOf, ERROR_CODES, errorBody, type ErrorCode } from './
 import { bodyBudget } from './http/body-budget.js';
 import { discardBody } from './http/image-body.js';
 import { requestIdOf, requestLifetime } from './http/lifetime.js';
+import { clientErrorHandler, frameworkErrors, refuseExpectation } from './http/protocol-errors.js';
+import { securityHeaders } from './http/security-headers.js';
 import configPlugin from './http/plugins/config.js';
 import drainPlugin from './http/plugins/drain.js';
 import metricsPlugin from './http/plugins/metrics.js';
@@ -58,7 +60,9 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(modelsPlugin, { config });
   await app.register(pipelinePlugin, { config });
   await app.register(drainPlugin);
-  await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs });
+  await app.register(securityHeaders);
+  // Requests in flight when a shutdown starts end within 80% of its drain timeout.
+  await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs, drainMs: Math.floor(0.8 * config.drainTimeoutMs) });
   await app.register(bodyBudget, { bodyLimitBytes: config.bodyLimitBytes });
 
   await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: 2, fields: 4, parts: 6 } });
@@ -113,9 +117,14 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     // Backstops under each request's own deadline: Node ends a request that outlives every
     // deadline a client may ask for, and a connection whose headers do not arrive in time.
     requestTimeout: config.maxRequestTimeoutMs + 1_000,
+    clientErrorHandler,
+    frameworkErrors,
+    // HTTP/1.1 requires Host; Node would refuse without it in a bare answer of its own.
+    http: { requireHostHeader: false },
     ...options,
   });
   app.server.headersTimeout = config.headersTimeoutMs;
+  app.server.on('checkExpectation', refuseExpectation);
   await servicePlugin(app, config);
   return app;
 }

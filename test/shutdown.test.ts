@@ -82,17 +82,47 @@ describe('graceful shutdown', () => {
     console.info(`shutdown: listener closed ${(refusedAt! - signalled).toFixed(0)} ms after SIGTERM with ${16 - answeredBeforeRefusal} of 16 requests in flight; exit 0 after ${exitMs.toFixed(0)} ms`);
   });
 
-  it('cuts a request that outlives the drain timeout, and exits 1', async () => {
-    const server = await startServer({ POOL_SIZE: '1', DRAIN_TIMEOUT_MS: '500', REQUEST_TIMEOUT_MS: '60000' });
-    // An upload that stalls after its first bytes: in flight, and it will never finish.
+  it('brings every request\'s deadline within the drain: a stalled upload is answered 503 before the drain timeout, and the process exits 0', async () => {
+    const server = await startServer({ POOL_SIZE: '1', DRAIN_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '60000' });
+    // An upload that stalls after its first bytes, with a 60 s deadline: longer than the drain.
     const { req, answer } = openPost(`${server.base}/v1/classify`, { 'content-type': 'image/jpeg', 'content-length': 100_000 });
     req.write(photo('parrot.jpg').subarray(0, 1000));
     while (incoming(server.log()) < 1) await new Promise((r) => setTimeout(r, 5));
     const signalled = performance.now();
     server.child.kill('SIGTERM');
-    expect(await within(server.exited, 5000, 'exit')).toBe(1);
-    expect(performance.now() - signalled).toBeGreaterThanOrEqual(450);
-    expect(server.log()).toContain('drain timeout');
-    await expect(answer).rejects.toThrow();
+    const refused = await within(answer, 3000);
+    expect(refused.status).toBe(503);
+    expect(refused.json().error).toMatchObject({ code: 'deadline_exceeded', message: expect.stringMatching(/drain of 800 ms/) });
+    expect(await within(server.exited, 5000, 'exit')).toBe(0);
+    expect(performance.now() - signalled).toBeLessThan(1000);
+    expect(server.log()).toMatch(/"cut":false/);
+  });
+
+  it('closes at once the connections that carry no request: idle keep-alive and a client still sending its headers', async () => {
+    const server = await startServer({ POOL_SIZE: '1', DRAIN_TIMEOUT_MS: '20000' });
+    const { port } = new URL(server.base);
+    const open = (first: string) => new Promise<{ closed: Promise<number> }>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(first);
+        // Read whatever comes, so that the end of the connection is seen.
+        socket.resume();
+        const started = performance.now();
+        resolve({ closed: new Promise((done) => socket.once('close', () => done(performance.now() - started))) });
+      });
+      socket.on('error', () => {});
+    });
+    // A keep-alive connection, idle after its answer; a slowloris client, halfway through its headers.
+    const idle = await open('GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n');
+    const slowloris = await open('GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow');
+    // A slow raw upload sent as multipart/mixed, its headers complete: it is bounded by its own deadline.
+    const mixed = await open('POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/mixed; boundary=x\r\nContent-Length: 100000\r\nX-Request-Timeout-Ms: 1500\r\n\r\nxx');
+    while (incoming(server.log()) < 1) await new Promise((r) => setTimeout(r, 5));
+    const signalled = performance.now();
+    server.child.kill('SIGTERM');
+    await within(Promise.all([idle.closed, slowloris.closed]), 1000, 'the idle and the slowloris connections closed');
+    expect(await within(server.exited, 5000, 'exit')).toBe(0);
+    expect(performance.now() - signalled).toBeLessThan(3000);
+    await within(mixed.closed, 1000, 'the upload connection closed');
+    expect(server.log()).toMatch(/"code":"deadline_exceeded"/);
   });
 });

@@ -32,7 +32,7 @@ function timeoutOf(request: FastifyRequest, defaultMs: number, maxMs: number): n
   const raw = request.headers[TIMEOUT_HEADER];
   if (raw === undefined) return defaultMs;
   const text = String(raw).trim();
-  if (!/^\d{1,10}$/.test(text) || Number(text) < 1) {
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
     throw new ApiError('invalid_request', `${TIMEOUT_HEADER} must be a whole number of milliseconds, at least 1; got '${String(raw)}'`);
   }
   // Longer than allowed is not an error: the client gets the most the service gives.
@@ -45,16 +45,29 @@ export const hasBody = (request: FastifyRequest) =>
 /** The one body the image routes read in the handler (@fastify/multipart); every other is read before it, raw. */
 export const isFormData = (request: FastifyRequest) => /^multipart\/form-data\b/i.test(request.headers['content-type'] ?? '');
 
-/** `request.lifetime` for every route, present or future (the hooks sit on the root instance). */
-export const requestLifetime = fp(async (app: FastifyInstance, options: { defaultMs: number; maxMs: number }) => {
+/**
+ * `request.lifetime` for every route, present or future (the hooks sit on the root instance).
+ * When the server starts closing, every request's deadline comes forward to `drainMs`, so that
+ * all of them end, answered, before the drain timeout.
+ */
+export const requestLifetime = fp(async (app: FastifyInstance, options: { defaultMs: number; maxMs: number; drainMs: number }) => {
   app.decorateRequest('lifetime', null);
+  const live = new Set<RequestLifetime>();
+  app.addHook('preClose', async () => {
+    for (const lifetime of live) lifetime.shorten(options.drainMs, `the shutdown's drain of ${options.drainMs} ms`);
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new ApiError('invalid_request', 'an HTTP/1.1 request must carry a Host header');
+    }
     // The header is for the image routes (all POST): a probe or a scrape is not refused over it.
     const timeoutMs = request.method === 'POST' ? timeoutOf(request, options.defaultMs, options.maxMs) : options.defaultMs;
     const lifetime = new RequestLifetime(timeoutMs);
     request.lifetime = lifetime;
+    live.add(lifetime);
+    reply.raw.once('close', () => live.delete(lifetime));
     // 'close' before the response was ended is a client that went away before its answer.
     reply.raw.once('close', () => (reply.raw.writableEnded ? lifetime.end() : lifetime.clientLeft()));
     // The deadline holds to the last byte: an answer still being written when it passes is cut.

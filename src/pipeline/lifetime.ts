@@ -21,18 +21,35 @@ export class ClientGoneError extends RequestEndedError {}
 export class RequestLifetime {
   /** Where the request is; an image request moves it forward. */
   stage: RequestStage = 'upload';
-  /** When the deadline passes, as epoch milliseconds (other processes share this clock). */
-  readonly deadlineAt: number;
   private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
+  private due: number;
 
   constructor(readonly timeoutMs: number) {
-    this.deadlineAt = Date.now() + timeoutMs;
-    this.timer = setTimeout(() => {
-      this.abort(new DeadlineExceededError(`the request did not finish within its deadline of ${timeoutMs} ms (it was in ${this.stage})`, this.stage));
-    }, timeoutMs);
+    this.due = Date.now() + timeoutMs;
+    this.timer = this.arm(timeoutMs, `its deadline of ${timeoutMs} ms`);
+  }
+
+  /** When the deadline passes, as epoch milliseconds (other processes share this clock). */
+  get deadlineAt(): number {
+    return this.due;
+  }
+
+  /** Brings the deadline forward to `ms` from now, if that is sooner (a shutdown has its own). */
+  shorten(ms: number, why: string): void {
+    if (this.signal.aborted || Date.now() + ms >= this.due) return;
+    clearTimeout(this.timer);
+    this.due = Date.now() + ms;
+    this.timer = this.arm(ms, why);
+  }
+
+  private arm(ms: number, what: string): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      this.abort(new DeadlineExceededError(`the request did not finish within ${what} (it was in ${this.stage})`, this.stage));
+    }, ms);
     // A pending deadline must not keep a stopping process alive.
-    this.timer.unref();
+    timer.unref();
+    return timer;
   }
 
   get signal(): AbortSignal {

@@ -1,5 +1,7 @@
 // `app.draining`: set when close() begins (SIGTERM). Readiness turns false while in-flight
-// requests finish, and their answers close their connections.
+// requests finish, their answers close their connections, and connections that are not carrying
+// a request (idle keep-alive, or a client still dribbling its headers) are closed at once.
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -9,10 +11,19 @@ declare module 'fastify' {
   }
 }
 
+/** Node's http server sets this on a socket once a request's headers are in, until its answer ends. */
+const carriesRequest = (socket: Socket) => (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+
 export default fp(async (app: FastifyInstance) => {
   app.decorate('draining', false);
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   app.addHook('preClose', async () => {
     app.draining = true;
+    for (const socket of sockets) if (!carriesRequest(socket)) socket.destroy();
   });
   // A keep-alive connection whose request was in flight when the drain began would otherwise
   // stay open until its keep-alive timeout and hold the drain up.

@@ -54,11 +54,12 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
   }, async (request, reply) => {
     const { query } = request;
     const model = app.models.find('detection', query.model);
-    const classIds = query.classes?.split(',').map((name) => {
+    // A class named twice (or in two cases) is one class: its detections come once.
+    const classIds = query.classes === undefined ? undefined : [...new Set(query.classes.split(',').map((name) => {
       const id = model.labels.idOf(name);
       if (id === undefined) throw new ApiError('invalid_request', `classes: unknown class name '${name.trim()}'; see the model's labels`);
       return id;
-    });
+    }))];
     const result = await runImageRoute(app, request, model, {
       task: 'detection',
       minScore: query.minScore,

@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 
 export const OPENAPI_PATH = fileURLToPath(new URL('../../../openapi.yaml', import.meta.url));
 export const DOCS_PREFIX = '/docs';
@@ -15,10 +15,11 @@ export async function docsRoutes(app: FastifyInstance): Promise<void> {
     routePrefix: DOCS_PREFIX,
     uiConfig: { deepLinking: true, tryItOutEnabled: false },
     // "Try it out" should call the instance serving the page, wherever it runs, before the
-    // document's example server.
-    transformSpecification: (document: Record<string, unknown>, request: FastifyRequest) => ({
+    // document's example server: a relative URL, not the request's Host header, which the
+    // client controls and this document would repeat to whoever reads it.
+    transformSpecification: (document: Record<string, unknown>) => ({
       ...document,
-      servers: [{ url: `${request.protocol}://${request.host}`, description: 'this instance' }, ...((document.servers as unknown[]) ?? [])],
+      servers: [{ url: '/', description: 'this instance' }, ...((document.servers as unknown[]) ?? [])],
     }),
   });
 }
