@@ -202,7 +202,7 @@ interface PoolConfig {
 const configName = (c: PoolConfig) => `POOL_SIZE=${c.poolSize} ENGINE_THREADS=${c.engineThreads}`;
 const configKey = (c: PoolConfig) => `${c.poolSize}x${c.engineThreads}`;
 
-async function benchServer(opts: Options, config: PoolConfig, body: Buffer, concurrencies: number[]): Promise<{ startMs: number; phases: Phase[]; maxQueue: number }> {
+async function benchServer(opts: Options, config: PoolConfig, body: Buffer, concurrencies: number[]): Promise<{ startMs: number; phases: Phase[]; maxQueue: number; workersResidentMb: number }> {
   const started = performance.now();
   const appConfig = loadConfig({
     ...process.env,
@@ -229,7 +229,8 @@ async function benchServer(opts: Options, config: PoolConfig, body: Buffer, conc
       phases.push(await runPhase(address.port, CLASSIFY_PATH, body, concurrency, count, opts.maxSeconds));
       await sleep(200);
     }
-    return { startMs, phases, maxQueue: appConfig.maxQueue };
+    // The worker processes' memory after the load, as they report it with their answers.
+    return { startMs, phases, maxQueue: appConfig.maxQueue, workersResidentMb: app.pool.memory.residentBytes / 2 ** 20 };
   } finally {
     await app.close();
   }
@@ -327,6 +328,7 @@ async function main(): Promise<void> {
   let maxQueue = 0;
   let roundsRun = 0;
   let lastRoundMs = 0;
+  const workersMbByConfig = new Map<string, number[]>();
   for (let r = 0; r < opts.rounds; r++) {
     const elapsedMs = performance.now() - benchStarted;
     if (r > 0 && elapsedMs + lastRoundMs > opts.budgetSeconds * 1000) {
@@ -341,6 +343,7 @@ async function main(): Promise<void> {
       maxQueue = result.maxQueue;
       result.phases.forEach((p, i) => phasesByConfig.get(configKey(config))![i]!.push(p));
       startMsByConfig.set(configKey(config), [...(startMsByConfig.get(configKey(config)) ?? []), result.startMs]);
+      workersMbByConfig.set(configKey(config), [...(workersMbByConfig.get(configKey(config)) ?? []), result.workersResidentMb]);
       await sleep(500);
     }
     roundsRun++;
@@ -349,6 +352,7 @@ async function main(): Promise<void> {
   const serverResults = opts.configs.map((config) => ({
     config,
     startMs: startMsByConfig.get(configKey(config)) ?? [],
+    workersResidentMb: workersMbByConfig.get(configKey(config)) ?? [],
     phases: phasesByConfig.get(configKey(config))!.map(summarize),
     // Each round on its own, to judge the noise: c=1 p50 latency, else throughput.
     perRound: phasesByConfig.get(configKey(config))!.map((rounds) => rounds.map((p) => summarize([p]))),
@@ -430,7 +434,8 @@ async function main(): Promise<void> {
       `${configKey(s.config).padEnd(5)}${configKey(s.config) === defaultKey ? ' (default)' : '          '}  ` +
         `c=1 p50 ${ms(c1.latency.p50)} / p99 ${ms(c1.latency.p99)} ms;  ` +
         `c=4 ${c4.throughputRps.toFixed(1)} req/s (p50 ${ms(c4.latency.p50)}, p99 ${ms(c4.latency.p99)});  ` +
-        `c=16 ${c16.throughputRps.toFixed(1)} req/s (p50 ${ms(c16.latency.p50)}, p99 ${ms(c16.latency.p99)});  non-200: ${non200}`,
+        `c=16 ${c16.throughputRps.toFixed(1)} req/s (p50 ${ms(c16.latency.p50)}, p99 ${ms(c16.latency.p99)});  non-200: ${non200};  ` +
+        `worker processes ${s.workersResidentMb.map((v) => v.toFixed(0)).join('/')} MB resident after the load`,
     );
   }
   for (const r of ratios) {
@@ -463,6 +468,7 @@ async function main(): Promise<void> {
       engineThreads: s.config.engineThreads,
       isDefault: configKey(s.config) === defaultKey,
       startMs: s.startMs.map((v) => round(v)),
+      workersResidentMb: s.workersResidentMb.map((v) => round(v, 0)),
       perRound: s.perRound.map((rounds) => rounds.map((q) => ({ concurrency: q.concurrency, ok: q.ok, otherCores: round(q.otherCores), throughputRps: round(q.throughputRps), p50Ms: round(q.latency.p50), p99Ms: round(q.latency.p99) }))),
       phases: s.phases.map((p) => ({
         concurrency: p.concurrency,

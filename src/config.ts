@@ -86,7 +86,7 @@ function splitFactors(raw: string | undefined, models: readonly string[]): Recor
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const defaults = CATALOG.filter((e) => e.loadByDefault !== false).map((e) => e.name);
-  const models = (env.MODELS ?? defaults.join(',')).split(',').map((m) => m.trim()).filter(Boolean);
+  const models = (env.MODELS || defaults.join(',')).split(',').map((m) => m.trim()).filter(Boolean);
   const unknown = models.filter((m) => !CATALOG.some((e) => e.name === m));
   if (models.length === 0 || unknown.length > 0) {
     throw new ConfigError(`MODELS must list models from: ${CATALOG.map((e) => e.name).join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);

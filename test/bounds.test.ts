@@ -4,6 +4,7 @@
 // past its time limit), admission that refuses a burst before decoding it, and memory held by
 // bodies and pixels in flight within their budgets.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -13,6 +14,7 @@ import { buildApp } from '../src/app.js';
 import { photo, testConfig } from './helpers.js';
 import { openPost, post, within } from './http-client.js';
 import { jpegScanBomb } from './jpeg-scan-bomb.js';
+import { startServer } from './server-process.js';
 
 async function listen(env: Record<string, string>): Promise<{ app: FastifyInstance; base: string }> {
   const app = await buildApp(testConfig(env));
@@ -180,4 +182,51 @@ describe('memory held by bodies and pixels in flight', () => {
     expect(codes.every((c) => c === 'ok' || c === 'overloaded')).toBe(true);
     expect(app.pipeline.memoryHeld.pixels).toBe(0);
   }, 60_000);
+});
+
+/** Resident memory of a process and its descendants, in MiB, from /proc. */
+function treeResidentMib(pid: number): number {
+  const own = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  return own + children.reduce((sum, child) => sum + treeResidentMib(child), 0);
+}
+
+describe('memory by volume on the real process, with the default budgets', () => {
+  it('120 clients each holding a 19 MB upload one byte short: RSS stays under the 3 GiB of the deployment files', async () => {
+    const server = await startServer({ MODELS: '', POOL_SIZE: '2', REQUEST_TIMEOUT_MS: '30000' });
+    try {
+      const pid = server.child.pid!;
+      const before = treeResidentMib(pid);
+      const size = 19 * 2 ** 20;
+      const body = Buffer.alloc(size - 1);
+      const { port } = new URL(server.base);
+      let refused = 0;
+      const sockets = await Promise.all(Array.from({ length: 120 }, () => new Promise<ReturnType<typeof connect>>((resolve) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(`POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: ${size}\r\n\r\n`);
+          socket.write(body);
+          resolve(socket);
+        });
+        socket.on('data', (c: Buffer) => {
+          if (c.toString('latin1').startsWith('HTTP/1.1 503')) refused++;
+        });
+        socket.on('error', () => {});
+      })));
+      // Every byte sent has arrived, or has been refused.
+      let peak = before;
+      for (let i = 0; i < 40; i++) {
+        peak = Math.max(peak, treeResidentMib(pid));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.info(`120 uploads of 19 MB held open: ${refused} refused with 503 overloaded; RSS of the server and its workers ${before.toFixed(0)} MiB before, at most ${peak.toFixed(0)} MiB while held`);
+      // BODY_MEMORY_MB (512) holds 26 bodies of 19 MB; the rest are refused before they are read.
+      expect(refused).toBe(120 - 26);
+      expect(peak - before).toBeLessThan(512 + 128);
+      expect(peak).toBeLessThan(3 * 1024);
+      for (const socket of sockets) socket.destroy();
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  }, 120_000);
 });

@@ -73,6 +73,17 @@ export function createMetrics({ stages, restartReasons }: MetricLabels) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    workerMemory: new Gauge({
+      name: 'vision_workers_resident_memory_bytes',
+      help: 'Resident memory of the inference worker processes together, as of their last answers (process_resident_memory_bytes is the server process alone)',
+      registers: [registry],
+    }),
+    heldMemory: new Gauge({
+      name: 'vision_request_memory_held_bytes',
+      help: 'Memory requests in flight hold in a budget: bodies arriving (BODY_MEMORY_MB), images decoded or drawn (PIXEL_MEMORY_MB)',
+      labelNames: ['budget'] as const,
+      registers: [registry],
+    }),
     variantBytes: new Gauge({
       name: 'vision_segmentation_variant_bytes',
       help: 'Memory held by the engines of segmentation settings other than a model\'s own, estimated from the cost model, all workers (VARIANT_MEMORY_MB bounds it)',

@@ -39,16 +39,18 @@ export type ToWorker =
   /** Release every engine and end the process. */
   | { type: 'close' };
 
-/** The worker's cache of engines for other segmentation settings: how many, and their estimated bytes. */
-export interface VariantsHeld {
-  count: number;
-  bytes: number;
+/** What a worker holds: its resident memory, and its cache of engines for other segmentation settings. */
+export interface WorkerMemory {
+  residentBytes: number;
+  variantEngines: number;
+  /** Estimated: see engineMemoryBytes. */
+  variantBytes: number;
 }
 
 export type FromWorker =
-  | { type: 'ready' }
+  | { type: 'ready'; memory: WorkerMemory }
   | { type: 'loadFailed'; message: string }
-  | { type: 'result'; id: number; output: TaskOutput; inferenceMs: number; variants: VariantsHeld }
-  | { type: 'failed'; id: number; message: string; variants: VariantsHeld }
+  | { type: 'result'; id: number; output: TaskOutput; inferenceMs: number; memory: WorkerMemory }
+  | { type: 'failed'; id: number; message: string; memory: WorkerMemory }
   /** An uncaught error; the process exits right after. */
   | { type: 'fatal'; message: string };

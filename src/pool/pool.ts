@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
 import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
-import type { Fault, FromWorker, InferTask, ToWorker, VariantsHeld, WorkerConfig } from './messages.js';
+import type { Fault, FromWorker, InferTask, ToWorker, WorkerConfig, WorkerMemory } from './messages.js';
 
 export interface PoolOptions {
   size: number;
@@ -71,7 +71,7 @@ interface Slot {
   /** Set when the pool itself stops the worker, or when the worker reported a fatal error. */
   stopReason?: RestartReason;
   /** As of its last answer. */
-  variants: VariantsHeld;
+  memory: WorkerMemory;
 }
 
 const WORKER_MAIN = new URL(import.meta.url.endsWith('.ts') ? '../worker/main.ts' : '../worker/main.js', import.meta.url);
@@ -145,9 +145,13 @@ export class WorkerPool extends EventEmitter {
     return [...this.slots].flatMap((s) => (s.child.pid === undefined ? [] : [{ pid: s.child.pid, ready: s.ready, busy: s.current !== undefined }]));
   }
 
-  /** Engines of other segmentation settings the live workers hold, as they last reported. */
-  get variantsHeld(): VariantsHeld {
-    return [...this.slots].reduce((sum, s) => ({ count: sum.count + s.variants.count, bytes: sum.bytes + s.variants.bytes }), { count: 0, bytes: 0 });
+  /** What the live workers hold, summed, as they last reported. */
+  get memory(): WorkerMemory {
+    return [...this.slots].reduce((sum, { memory: m }) => ({
+      residentBytes: sum.residentBytes + m.residentBytes,
+      variantEngines: sum.variantEngines + m.variantEngines,
+      variantBytes: sum.variantBytes + m.variantBytes,
+    }), { residentBytes: 0, variantEngines: 0, variantBytes: 0 });
   }
 
   get busyWorkers(): number {
@@ -271,12 +275,13 @@ export class WorkerPool extends EventEmitter {
 
   private spawn(): Promise<void> {
     const child = startWorker(this.options.worker);
-    const slot: Slot = { child, loaded: false, ready: false, variants: { count: 0, bytes: 0 } };
+    const slot: Slot = { child, loaded: false, ready: false, memory: { residentBytes: 0, variantEngines: 0, variantBytes: 0 } };
     this.slots.add(slot);
     return new Promise<void>((resolveReady, rejectReady) => {
       child.on('message', (message: FromWorker) => {
         switch (message.type) {
           case 'ready':
+            slot.memory = message.memory;
             slot.loaded = slot.ready = !this.closing;
             resolveReady();
             this.drain();
@@ -293,7 +298,7 @@ export class WorkerPool extends EventEmitter {
             break;
           case 'result':
           case 'failed': {
-            slot.variants = message.variants;
+            slot.memory = message.memory;
             // A late answer from a worker the watchdog already gave up on belongs to no one.
             if (slot.current?.id !== message.id) break;
             const pending = this.settle(slot)!;

@@ -36,9 +36,9 @@ class Worker {
     for (const name of this.config.models) this.runners.set(name, await loadRunner(findEntry(name), this.config, this.variants));
   }
 
-  /** What the variant cache holds, reported with every answer so the server can export it. */
-  private held() {
-    return { count: this.variants.size, bytes: this.variants.bytes };
+  /** Reported with every answer, so the server can export it. */
+  memory() {
+    return { residentBytes: process.memoryUsage.rss(), variantEngines: this.variants.size, variantBytes: this.variants.bytes };
   }
 
   infer(id: number, task: InferTask, deadlineAt: number | undefined, fault: Parameters<typeof actOut>[0]): void {
@@ -50,8 +50,8 @@ class Worker {
     this.running = actOut(fault)
       .then(() => this.run(task, signal))
       .then(
-        (result) => send({ type: 'result', id, ...result, variants: this.held() }),
-        (err: unknown) => send({ type: 'failed', id, message: messageOf(err), variants: this.held() }),
+        (result) => send({ type: 'result', id, ...result, memory: this.memory() }),
+        (err: unknown) => send({ type: 'failed', id, message: messageOf(err), memory: this.memory() }),
       )
       .finally(() => this.stops.delete(id));
   }
@@ -85,7 +85,7 @@ process.on('message', (message: ToWorker) => {
       started.load().then(
         () => {
           worker = started;
-          send({ type: 'ready' });
+          send({ type: 'ready', memory: started.memory() });
         },
         (err: unknown) => send({ type: 'loadFailed', message: messageOf(err) }),
       );
@@ -93,7 +93,7 @@ process.on('message', (message: ToWorker) => {
     }
     case 'infer':
       // One task at a time: the pool sends the next only after this one's answer.
-      if (!worker) send({ type: 'failed', id: message.id, message: 'the worker is not ready', variants: { count: 0, bytes: 0 } });
+      if (!worker) send({ type: 'failed', id: message.id, message: 'the worker is not ready', memory: { residentBytes: process.memoryUsage.rss(), variantEngines: 0, variantBytes: 0 } });
       else worker.infer(message.id, message.task, message.deadlineAt, message.fault);
       break;
     case 'cancel':

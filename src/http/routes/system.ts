@@ -71,9 +71,13 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
   app.get('/metrics', async (_request, reply) => {
     metrics.queueDepth.set(pool.queueDepth);
     metrics.workersReady.set(pool.readyWorkers);
-    const variants = pool.variantsHeld;
-    metrics.variantBytes.set(variants.bytes);
-    metrics.variantEngines.set(variants.count);
+    const workers = pool.memory;
+    metrics.workerMemory.set(workers.residentBytes);
+    metrics.variantBytes.set(workers.variantBytes);
+    metrics.variantEngines.set(workers.variantEngines);
+    const held = app.pipeline.memoryHeld;
+    metrics.heldMemory.set({ budget: 'bodies' }, held.bodies);
+    metrics.heldMemory.set({ budget: 'pixels' }, held.pixels);
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
