@@ -24,8 +24,8 @@ async function listen(env: Record<string, string>): Promise<{ app: FastifyInstan
 }
 
 /** A large JPEG of noise: all coefficients busy, so its decode costs what a detailed photo's does. */
-async function bigJpeg(width: number, height: number, progressive = false): Promise<Buffer> {
-  return sharp(randomBytes(width * height * 3), { raw: { width, height, channels: 3 } }).jpeg({ quality: 30, progressive }).toBuffer();
+async function bigJpeg(width: number, height: number, progressive = false, quality = 30): Promise<Buffer> {
+  return sharp(randomBytes(width * height * 3), { raw: { width, height, channels: 3 } }).jpeg({ quality, progressive }).toBuffer();
 }
 
 /** Room for photos of tens of megapixels. */
@@ -61,8 +61,8 @@ describe('decoding bounded in CPU', () => {
   });
 
   it('stops a decode that runs past DECODE_TIMEOUT_MS and fails only that request', async () => {
-    // 7000 x 7000 progressive: about 1.5 s to decode here, over the 1 s allowed.
-    const slow = await bigJpeg(7000, 7000, true);
+    // 7000 x 7000 progressive at quality 80: about 2 s to decode here, over the 1 s allowed.
+    const slow = await bigJpeg(7000, 7000, true, 80);
     const [refused, served] = await Promise.all([post(`${base}/v1/classify`, slow), post(`${base}/v1/classify?topk=1`, photo('parrot.jpg'))]);
     expect(refused.status, refused.body).toBe(422);
     expect(refused.json().error).toMatchObject({ code: 'image_too_complex', message: expect.stringMatching(/longer than the 1000 ms allowed/) });
