@@ -16,6 +16,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   'model': [],
   'metrics': [],
   'decode': [],
+  // Metrics of the evaluation (COCO AP, mIoU, top-k): pure, and used by scripts/eval.ts only.
+  'eval': [],
   'weights': ['model'],
   'engine': ['model'],
   'tasks.ts': ['model'],
@@ -91,6 +93,11 @@ describe('source layout', () => {
 
   it('imports only downwards: no part reaches a part above it', () => {
     expect(violations(graph)).toEqual([]);
+  });
+
+  it('keeps the evaluation out of the service: no part of src/ imports eval/', () => {
+    const importers = [...graph].filter(([file, imports]) => partOf(file) !== 'eval' && imports.some((t) => partOf(t) === 'eval'));
+    expect(importers.map(([file]) => file)).toEqual([]);
   });
 
   it('has no import cycle', () => {
