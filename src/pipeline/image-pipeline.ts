@@ -44,7 +44,7 @@ export class ImagePipeline {
     const { signal } = lifetime;
     lifetime.stage = 'decode';
     // sharp cannot be interrupted; on abort the decode finishes in the background, unused.
-    const image = await untilAborted(decodeImage(bytes, model.resolution, limits), signal);
+    const image = await untilAborted(decodeImage(bytes, model.resolution, limits, model.preprocess), signal);
     const decoded = performance.now();
 
     lifetime.stage = 'queue';

@@ -66,7 +66,7 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
       classIds,
     });
     const { image } = result;
-    const detections = result.output.detections.map((d) => toPixelBox(d, model.labels, image.width, image.height));
+    const detections = result.output.detections.map((d) => toPixelBox(d, model.labels, image.view));
 
     const pictureType = requestedImageType(request, query.format);
     if (pictureType) {
