@@ -4,8 +4,8 @@ import { drawBoxes, toPixelBox } from '../../render/boxes.js';
 import { encode } from '../../render/encode.js';
 import { ApiError } from '../errors.js';
 import { commonReport, runImageRoute } from '../image-route.js';
-import { requestedImageType } from '../negotiate.js';
-import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
+import { answerType } from '../negotiate.js';
+import { imageTaskResponse, pictureRouteErrors } from '../schemas.js';
 
 export const MAX_DETECTIONS = 100;
 
@@ -47,7 +47,7 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
             },
           },
         }),
-        ...imageRouteErrors,
+        ...pictureRouteErrors,
       },
     },
   }, async (request, reply) => {
@@ -58,6 +58,7 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
       if (id === undefined) throw new ApiError('invalid_request', `classes: unknown class name '${name.trim()}'; see the model's labels`);
       return id;
     });
+    const answer = answerType(request.headers.accept, query.format);
     const result = await runImageRoute(app, request, model, {
       task: 'detection',
       minScore: query.minScore,
@@ -68,10 +69,9 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
     const { image } = result;
     const detections = result.output.detections.map((d) => toPixelBox(d, model.labels, image.view));
 
-    const pictureType = requestedImageType(request, query.format);
-    if (pictureType) {
-      const picture = await encode(drawBoxes(result.bytes, image.width, image.height, detections), pictureType);
-      return reply.type(pictureType).send(picture);
+    if (answer !== 'application/json') {
+      const picture = await encode(drawBoxes(result.bytes, image.width, image.height, detections), answer);
+      return reply.type(answer).send(picture);
     }
     return { detections, ...commonReport(result) };
   });
