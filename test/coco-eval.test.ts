@@ -4,18 +4,7 @@
 // and a seeded random set mixing them all.
 import { describe, expect, it } from 'vitest';
 import { evaluateDetections, type CocoAnnotation, type CocoBox, type CocoDataset, type CocoResult } from '../src/eval/coco.js';
-import { pycocotoolsEval } from './pycocotools.js';
-
-const STAT_NAMES = ['ap', 'ap50', 'ap75', 'apSmall', 'apMedium', 'apLarge', 'ar1', 'ar10', 'ar100', 'arSmall', 'arMedium', 'arLarge'] as const;
-
-/** Largest difference between our metrics and pycocotools' on the same input, stats and per-category AP. */
-export function differenceFromPycocotools(dataset: CocoDataset, results: CocoResult[]): { worst: number; ours: ReturnType<typeof evaluateDetections>; theirs: number[] } {
-  const ours = evaluateDetections(dataset, results);
-  const theirs = pycocotoolsEval(dataset, results);
-  let worst = Math.max(...STAT_NAMES.map((name, i) => Math.abs(ours[name] - theirs.stats[i]!)));
-  for (const c of ours.perCategory) worst = Math.max(worst, Math.abs(c.ap - theirs.perCategory[String(c.id)]!));
-  return { worst, ours, theirs: theirs.stats };
-}
+import { differenceFromPycocotools } from './pycocotools.js';
 
 let nextId = 1;
 const gt = (image_id: number, category_id: number, bbox: CocoBox, extra: Partial<CocoAnnotation> = {}): CocoAnnotation => ({

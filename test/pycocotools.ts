@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CocoDataset, CocoResult } from '../src/eval/coco.js';
+import { evaluateDetections, type CocoDataset, type CocoResult } from '../src/eval/coco.js';
 
 const VENV = fileURLToPath(new URL('../node_modules/.cache/pycocotools-venv/', import.meta.url));
 const PYTHON = join(VENV, 'bin', 'python');
@@ -54,4 +54,15 @@ export function pycocotoolsEval(dataset: CocoDataset, results: CocoResult[]): Py
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const STAT_NAMES = ['ap', 'ap50', 'ap75', 'apSmall', 'apMedium', 'apLarge', 'ar1', 'ar10', 'ar100', 'arSmall', 'arMedium', 'arLarge'] as const;
+
+/** Largest difference between our metrics and pycocotools' on the same input, stats and per-category AP. */
+export function differenceFromPycocotools(dataset: CocoDataset, results: CocoResult[]): { worst: number; ours: ReturnType<typeof evaluateDetections>; theirs: number[] } {
+  const ours = evaluateDetections(dataset, results);
+  const theirs = pycocotoolsEval(dataset, results);
+  let worst = Math.max(...STAT_NAMES.map((name, i) => Math.abs(ours[name] - theirs.stats[i]!)));
+  for (const c of ours.perCategory) worst = Math.max(worst, Math.abs(c.ap - theirs.perCategory[String(c.id)]!));
+  return { worst, ours, theirs: theirs.stats };
 }
