@@ -4,6 +4,7 @@
 // and a seeded random set mixing them all.
 import { describe, expect, it } from 'vitest';
 import { evaluateDetections, type CocoAnnotation, type CocoBox, type CocoDataset, type CocoResult } from '../src/eval/coco.js';
+import { random } from './helpers.js';
 import { differenceFromPycocotools } from './pycocotools.js';
 
 let nextId = 1;
@@ -16,16 +17,6 @@ const dataset = (imageCount: number, categoryCount: number, annotations: CocoAnn
   categories: Array.from({ length: categoryCount }, (_, i) => ({ id: i + 1, name: `c${i + 1}` })),
   annotations,
 });
-
-/** Mulberry32: a small seeded generator, so the random case is the same on every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TOLERANCE = 1e-3;
 

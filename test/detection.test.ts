@@ -12,7 +12,7 @@ import type { InputQuantization } from '../src/weights/common.js';
 import { WeightImportError } from '../src/weights/common.js';
 import { readTfjsGraphModel } from '../src/weights/tfjs/graph-model.js';
 import { importSsdWeights } from '../src/weights/tfjs/import-ssd.js';
-import { MODEL_DIR, photo } from './helpers.js';
+import { MODEL_DIR, photo, random } from './helpers.js';
 import { loadReferenceModel, runReference, tensorflowDetections, type ReferenceDetection } from './tfjs-reference.js';
 import { normalize } from '../src/worker/normalize.js';
 import { useTfjsBackend } from '../src/engine/tfjs/backend.js';
@@ -177,8 +177,7 @@ describe('per-class suppression against tf.image.nonMaxSuppression', () => {
   });
 
   it('a seeded random scene of clustered boxes in three classes gives TensorFlow\'s detections, at low and high thresholds', async () => {
-    let seed = 7;
-    const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const rand = random(7);
     const boxes: number[][] = [];
     for (let cluster = 0; cluster < 40; cluster++) {
       const [y, x, h, w] = [rand() * 0.8, rand() * 0.8, 0.05 + rand() * 0.2, 0.05 + rand() * 0.2];

@@ -23,7 +23,7 @@ import { useTfjsBackend } from '../src/engine/tfjs/backend.js';
 import { argmaxChannels, mirrorNhwc, segment } from '../src/worker/segment.js';
 import { variantCache, type SegmentationRunner, type VariantCache } from '../src/worker/segmentation-runner.js';
 import { loadEngine } from '../src/engine/load.js';
-import { MODEL_DIR, modelFile, photo, testConfig } from './helpers.js';
+import { MODEL_DIR, modelFile, photo, random, testConfig } from './helpers.js';
 
 const FULL = 'deeplabv3_mobilenet_v2_1.0_513';
 const FLOAT = 'deeplabv3_mobilenet_v2_0.5_257';
@@ -265,8 +265,7 @@ describe('multi-scale + flip averages probabilities, as DeepLab does', () => {
 
   it('equals TensorFlow.js softmax, mirror and mean on random logits', async () => {
     const [classes, height, width] = [21, 5, 7];
-    let seed = 3;
-    const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const rand = random(3);
     const runs = inferenceRuns('mf').map(() => Float32Array.from({ length: classes * height * width }, () => (rand() - 0.5) * 12));
     const ours = await mf(runs, classes, height, width);
     // The reference: each run's logits as [h, w, classes], flipped runs mirrored back, softmax, mean, argmax.
