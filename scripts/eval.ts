@@ -8,14 +8,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { findEntry } from '../src/catalog/catalog.js';
+import { CATALOG, findEntry } from '../src/catalog/catalog.js';
 import { loadConfig } from '../src/config.js';
 import { RESIZE_KERNELS, type Preprocess } from '../src/decode/decode.js';
 import { PAPER_SEGMENTATION_TABLE } from '../src/model/deeplab-table.js';
 import { Labels } from '../src/render/labels.js';
 import {
   DETECTION_EVAL_SETTINGS, evalClassification, evalDetection, evalSegmentation, inProcessTarget, readClassFolders, readCocoDataset,
-  readLabelsFile, readMaskedImages, urlTarget, type ClassificationRun, type DetectionRun, type EvalTarget, type Progress, type SegmentationRun,
+  readLabelsFile, readMaskedImages, servedModel, urlTarget, type ClassificationRun, type DetectionRun, type EvalTarget, type Progress, type SegmentationRun,
+  type ServedModel,
 } from './eval-run.js';
 
 const USAGE = 'usage: npm run eval -- classification|detection|segmentation [options]; see the head of scripts/eval.ts or docs/accuracy.md';
@@ -60,10 +61,10 @@ const numberArg = (name: keyof typeof args): number | undefined => {
   return value;
 };
 
-/** The catalog's preprocessing for the model, with the command line's changes. */
-function preprocessOverride(model: string): Preprocess | undefined {
+/** The catalog's preprocessing for the model, with the command line's changes; `model` undefined: a server's, which cannot change. */
+function preprocessOverride(model: string | undefined): Preprocess | undefined {
   if (args.crop === undefined && args.fraction === undefined && args.kernel === undefined) return undefined;
-  if (args.url) fail('--crop, --fraction and --kernel change the in-process service; a running server keeps its own preprocessing');
+  if (model === undefined) fail('--crop, --fraction and --kernel change the in-process service; a running server keeps its own preprocessing');
   const own = findEntry(model).preprocess;
   const crop = (args.crop ?? own.crop) as Preprocess['crop'];
   if (crop !== 'none' && crop !== 'central') fail(`--crop ${crop} must be none or central`);
@@ -147,27 +148,36 @@ async function main(): Promise<void> {
   const task = positionals[0];
   if (task !== 'classification' && task !== 'detection' && task !== 'segmentation') fail(USAGE);
   const limit = numberArg('limit');
-  const modelName = args.model ?? loadConfig({}).models.map((m) => findEntry(m)).find((e) => e.task === task)!.name;
-  const preprocess = preprocessOverride(modelName);
+  const config = loadConfig({});
   const started = performance.now();
-  const target: EvalTarget = args.url
-    ? urlTarget(args.url)
-    : await inProcessTarget({ models: [modelName], ...(preprocess ? { preprocess: { [modelName]: preprocess } } : {}) });
+  let target: EvalTarget;
+  let modelName: string;
+  if (args.url) {
+    preprocessOverride(undefined);
+    target = urlTarget(args.url);
+    modelName = args.model ?? (await servedModel(target, task, undefined)).name;
+  } else {
+    // The task's default model as the service would load it.
+    modelName = args.model ?? config.models.map((m) => findEntry(m)).find((e) => e.task === task)!.name;
+    const preprocess = preprocessOverride(modelName);
+    target = await inProcessTarget({ models: [modelName], ...(preprocess ? { preprocess: { [modelName]: preprocess } } : {}) });
+  }
   const loadSeconds = (performance.now() - started) / 1000;
   const progress = progressBar(`${task} ${modelName}`);
   const evalStarted = performance.now();
   let report: string[];
-  let results: Record<string, unknown>;
+  let results: { model: ServedModel } & Record<string, unknown>;
   const extraFiles: [string, string][] = [];
-  // Class names from the catalog's label file (a server at --url serves the catalog's models too).
-  const entry = findEntry(modelName);
-  const labels = Labels.read(join(loadConfig({}).modelDir, entry.labels), entry.labelOffset);
+  // Class names from the catalog's label file, when the model is the catalog's.
+  const entry = CATALOG.find((e) => e.name === modelName);
+  const labels = entry ? Labels.read(join(config.modelDir, entry.labels), entry.labelOffset) : undefined;
+  const nameOf = (modelIndex: number) => labels?.of(modelIndex) ?? `class ${modelIndex}`;
   try {
     if (task === 'classification') {
       const all = args.folders ? readClassFolders(args.folders, args.synsets) : readLabelsFile(required('labels'), { column: args.column, imagesDir: args.images });
-      const run = await evalClassification(target, modelName, all.slice(0, limit), Number(args['label-classes']), progress);
+      const run = await evalClassification(target, modelName, all.slice(0, limit), numberArg('label-classes')!, progress);
       const offset = run.model.classes - run.labelClasses;
-      report = classificationReport(run, (id) => (id === undefined ? 'background' : labels.of(id + offset)));
+      report = classificationReport(run, (id) => (id === undefined ? 'background' : nameOf(id + offset)));
       results = { ...run };
     } else if (task === 'detection') {
       const dataset = readCocoDataset(required('annotations'));
@@ -183,7 +193,7 @@ async function main(): Promise<void> {
       if (strategy !== 'single' && strategy !== 'mf') fail(`--strategy ${args.strategy} must be single or mf`);
       const pairs = readMaskedImages(required('images'), required('masks'), args.list).slice(0, limit);
       const run = await evalSegmentation(target, modelName, pairs, { strategy, outputStride: numberArg('output-stride') }, progress);
-      report = segmentationReport(run, (c) => labels.of(c));
+      report = segmentationReport(run, nameOf);
       results = { ...run };
     }
   } finally {
@@ -192,9 +202,11 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - evalStarted) / 1000;
   const out = args.out ?? join('eval-results', `${task}-${modelName}`);
   mkdirSync(out, { recursive: true });
-  const header = [`# ${task}: ${modelName}`, '', `Preprocessing: ${JSON.stringify(preprocess ?? findEntry(modelName).preprocess)}${args.url ? ` (the server at ${args.url})` : ''}.`, `Evaluated in ${seconds.toFixed(1)} s (models loaded in ${loadSeconds.toFixed(1)} s).`, ''];
+  // The preprocessing the service reported for the model: the run's own, in-process or at --url.
+  const { preprocess } = results.model;
+  const header = [`# ${task}: ${modelName}`, '', `Preprocessing: ${JSON.stringify(preprocess)}${args.url ? ` (the server at ${args.url})` : ''}.`, `Evaluated in ${seconds.toFixed(1)} s (models loaded in ${loadSeconds.toFixed(1)} s).`, ''];
   const markdown = [...header, ...report, ...publishedTable(task), ''].join('\n');
-  writeFileSync(join(out, 'results.json'), JSON.stringify({ task, model: modelName, preprocess: preprocess ?? findEntry(modelName).preprocess, url: args.url, seconds, ...results }, null, 2));
+  writeFileSync(join(out, 'results.json'), JSON.stringify({ task, url: args.url, seconds, preprocess, ...results }, null, 2));
   writeFileSync(join(out, 'report.md'), markdown);
   for (const [name, text] of extraFiles) writeFileSync(join(out, name), text);
   console.log(markdown);
