@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { CATALOG } from './catalog/catalog.js';
+import type { Preprocess } from './decode/decode.js';
 import { ENGINE_NAMES, TFJS_BACKENDS, type EngineName, type TfjsBackendChoice } from './engine/engine.js';
 
 export interface Config {
@@ -14,6 +15,8 @@ export interface Config {
   tfjsBackend: TfjsBackendChoice;
   /** Memory-efficient inference: each model's split factor (src/model/split.ts); absent = 1, off. */
   split: Record<string, number>;
+  /** Per model, preprocessing other than the catalog's (no variable sets it: `npm run eval` compares settings with it). */
+  preprocess?: Record<string, Preprocess>;
   poolSize: number;
   engineThreads: number;
   /**

@@ -7,19 +7,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { ERROR_CODES, type ErrorCode } from '../src/http/errors.js';
-import { photo, testConfig } from './helpers.js';
+import { photo, random, testConfig } from './helpers.js';
 
 const MIN_SIDE = 32;
-
-/** Deterministic random numbers (mulberry32), so a failing case can be replayed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const randomBytes = (next: () => number, length: number) => Buffer.from(Array.from({ length }, () => Math.floor(next() * 256)));
 

@@ -118,3 +118,29 @@ describe('POST /v1/detect', () => {
     expect(count(await detect(photo('cat.png')), 'cat')).toBe(1);
   });
 });
+
+describe('boxes of a detector whose input is a central crop', () => {
+  let cropped: FastifyInstance;
+  beforeAll(async () => {
+    const config = testConfig({ MODELS: 'ssdlite_mobilenet_v2_coco', POOL_SIZE: '1' });
+    cropped = await buildApp({ ...config, preprocess: { ssdlite_mobilenet_v2_coco: { crop: 'central', fraction: 0.875, kernel: 'lanczos3' } } });
+    await cropped.modelsLoaded;
+  });
+  afterAll(() => cropped?.close());
+
+  it('are still in pixels of the whole photo: the dogs of pets.jpg land where the uncropped model puts them', async () => {
+    const whole = await detect(photo('pets.jpg'));
+    const res = await cropped.inject({ method: 'POST', url: '/v1/detect', payload: photo('pets.jpg'), headers: { 'content-type': 'application/octet-stream' } });
+    const crop = res.json<DetectResponse>();
+    expect(crop.image).toEqual(whole.image);
+    const { width, height } = whole.image;
+    const dogs = (r: DetectResponse) => r.detections.filter((d) => d.label === 'dog');
+    expect(dogs(crop).length).toBeGreaterThanOrEqual(1);
+    for (const d of dogs(crop)) {
+      // A box mapped as if the crop were the whole photo would be off by 6% of each side or more.
+      const twin = dogs(whole).find((w) => Math.abs(w.box.x - d.box.x) < 0.03 * width && Math.abs(w.box.y - d.box.y) < 0.03 * height);
+      expect(twin, JSON.stringify(d)).toBeDefined();
+      expect(Math.abs(twin!.box.width - d.box.width)).toBeLessThan(0.06 * width);
+    }
+  });
+});

@@ -12,9 +12,10 @@ import type { InputQuantization } from '../src/weights/common.js';
 import { WeightImportError } from '../src/weights/common.js';
 import { readTfjsGraphModel } from '../src/weights/tfjs/graph-model.js';
 import { importSsdWeights } from '../src/weights/tfjs/import-ssd.js';
-import { MODEL_DIR, photo } from './helpers.js';
+import { MODEL_DIR, photo, random } from './helpers.js';
 import { loadReferenceModel, runReference, tensorflowDetections, type ReferenceDetection } from './tfjs-reference.js';
 import { normalize } from '../src/worker/normalize.js';
+import { useTfjsBackend } from '../src/engine/tfjs/backend.js';
 
 const SSD_DIR = `${MODEL_DIR}ssdlite_mobilenet_v2_coco`;
 const PHOTOS = ['grace_hopper.png', 'cat.png', 'pets.jpg', 'kite_and_cold.jpg', 'astronaut.png', 'coffee.png', 'motorcycle_left.png', 'multi_objects.jpg'];
@@ -143,6 +144,49 @@ describe('SSDLite weights and engine against the graph model itself', () => {
     const narrow = ssdMobileNetV2({ alpha: 0.5, resolution: 300, classes: 91, predictor: 'separable' }).graph;
     expect(() => importSsdWeights(narrow, SSD_DIR)).toThrow(/layer Conv1 expects \[3,3,3,16\] but tensor 'FeatureExtractor\/MobilenetV2\/Conv\/Conv2D\/merged_input' is \[3,3,3,32\]/);
     expect(() => importSsdWeights(eighty, `${MODEL_DIR}nowhere`)).toThrow(/cannot read/);
+  });
+});
+
+describe('per-class suppression against tf.image.nonMaxSuppression', () => {
+  beforeAll(() => useTfjsBackend('wasm'));
+
+  /** Boxes [anchors, 4] and scores [anchors, classes + 1] (background first) as ours takes them, and the same scores without background as TensorFlow's. */
+  function layout(boxes: number[][], scores: number[][]) {
+    const classes = scores[0]!.length;
+    return {
+      boxes: Float32Array.from(boxes.flat()),
+      ours: Float32Array.from(scores.flatMap((row) => [0, ...row])),
+      theirs: Float32Array.from(scores.flat()),
+      classes,
+    };
+  }
+  const agree = async (boxes: number[][], scores: number[][], request: { minScore: number; iouThreshold: number; maxDetections: number }) => {
+    const l = layout(boxes, scores);
+    const ours = selectDetections(l.boxes, l.ours, request);
+    const theirs = await tensorflowDetections(l.boxes, l.theirs, l.classes, request);
+    expect(ours.map((d) => [d.classId, d.score, d.box])).toEqual(theirs.map((d) => [d.classId, d.score, d.box]));
+    return ours;
+  };
+
+  it('100 near-duplicates of one object and one separate box: 2 detections, the cap applies after suppression', async () => {
+    const boxes = Array.from({ length: 100 }, (_, i) => [0.1 + i * 1e-4, 0.1, 0.5, 0.5]);
+    boxes.push([0.6, 0.6, 0.9, 0.9]);
+    const scores = boxes.map((_, i) => [i < 100 ? 0.9 - i * 1e-3 : 0.5]);
+    const detections = await agree(boxes, scores, { minScore: 0.3, iouThreshold: 0.6, maxDetections: 100 });
+    expect(detections).toHaveLength(2);
+  });
+
+  it('a seeded random scene of clustered boxes in three classes gives TensorFlow\'s detections, at low and high thresholds', async () => {
+    const rand = random(7);
+    const boxes: number[][] = [];
+    for (let cluster = 0; cluster < 40; cluster++) {
+      const [y, x, h, w] = [rand() * 0.8, rand() * 0.8, 0.05 + rand() * 0.2, 0.05 + rand() * 0.2];
+      for (let k = 0; k < 30; k++) boxes.push([y + rand() * 0.03, x + rand() * 0.03, y + h + rand() * 0.03, x + w + rand() * 0.03]);
+    }
+    const scores = boxes.map(() => [rand(), rand() ** 3, rand() ** 8]);
+    for (const request of [{ minScore: 1e-3, iouThreshold: 0.6, maxDetections: 100 }, { minScore: 0.5, iouThreshold: 0.3, maxDetections: 20 }]) {
+      expect((await agree(boxes, scores, request)).length).toBeGreaterThan(10);
+    }
   });
 });
 

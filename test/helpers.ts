@@ -8,6 +8,16 @@ export const MODEL_DIR = fileURLToPath(new URL('../models/files/', import.meta.u
 export const photo = (name: string): Buffer => readFileSync(`${IMAGES_DIR}${name}`);
 export const modelFile = (name: string): Buffer => readFileSync(`${MODEL_DIR}${name}`);
 
+/** Deterministic random numbers (mulberry32), so a failing case can be replayed. */
+export function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Service configuration for tests: the real defaults, narrowed to what a test needs. */
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ MODEL_DIR, ENGINE_THREADS: '1', ...env });

@@ -670,6 +670,18 @@ describe('openapi.yaml', () => {
       expect(res.headers['content-type']).toBe('image/png');
       const jpeg = await call(app, 'POST', detect, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/jpeg' } });
       expect(jpeg.res.headers['content-type']).toBe('image/jpeg');
+      // An explicit format wins over Accept; q=0 refuses a type; nothing acceptable is a 406 before any work.
+      const json = await call(app, 'POST', `${detect}?format=json`, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/png' } });
+      expect(json.res.headers['content-type']).toMatch(/^application\/json/);
+      const refused = await call(app, 'POST', detect, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/png;q=0, */*;q=0.5' } });
+      expect(refused.res.headers['content-type']).toMatch(/^application\/json/);
+      const preferred = await call(app, 'POST', detect, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'application/json;q=0.5, image/jpeg' } });
+      expect(preferred.res.headers['content-type']).toBe('image/jpeg');
+      const images = (await app.metrics.images.get()).values.reduce((sum, v) => sum + v.value, 0);
+      for (const accept of ['text/html', 'image/png;q=0']) {
+        await call(app, 'POST', detect, { status: 406, code: 'not_acceptable' }, { payload: photo('pets.jpg'), headers: { accept } });
+      }
+      expect((await app.metrics.images.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(images);
       for (const query of ['minScore=2', 'maxDetections=0', 'iouThreshold=-1', 'classes=unicorn', 'format=svg', 'topk=3']) {
         await call(app, 'POST', `${detect}?${query}`, { status: 400, code: 'invalid_request' }, { payload: photo('pets.jpg') });
       }
@@ -691,8 +703,11 @@ describe('openapi.yaml', () => {
       const { res: overlay } = await call(app, 'POST', segment, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/png' } });
       expect(overlay.headers['content-type']).toBe('image/png');
       expect(overlay.rawPayload.equals(mask.rawPayload)).toBe(false);
-      // An explicit format=json wins over the Accept header.
+      // An explicit format wins over the Accept header; without one, nothing acceptable is a 406.
       await call(app, 'POST', `${segment}?format=json`, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/png' } });
+      const { res: maskOverAccept } = await call(app, 'POST', `${segment}?format=mask`, { status: 200 }, { payload: photo('pets.jpg'), headers: { accept: 'image/jpeg' } });
+      expect(maskOverAccept.rawPayload.equals(mask.rawPayload)).toBe(true);
+      await call(app, 'POST', segment, { status: 406, code: 'not_acceptable' }, { payload: photo('pets.jpg'), headers: { accept: 'text/html, image/png;q=0' } });
       const { body: coarse } = await call(app, 'POST', `${segment}?outputStride=16`, { status: 200 }, { payload: photo('pets.jpg') });
       expect((coarse as typeof json).multiplyAdds).toBeLessThan(json.multiplyAdds);
       for (const query of ['outputStride=12', 'outputStride=abc', 'strategy=best', 'format=svg', 'topk=3']) {
@@ -750,7 +765,7 @@ describe('openapi.yaml', () => {
     });
 
     it('exercised a documented response of every operation', () => {
-      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'detect 200', 'detect 400', 'detect 415', 'detect 422', 'segment 200', 'segment 400', 'segment 415', 'segment 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404']) {
+      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'detect 200', 'detect 400', 'detect 406', 'detect 415', 'detect 422', 'segment 200', 'segment 400', 'segment 406', 'segment 415', 'segment 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404']) {
         expect(exercised, id).toContain(id);
       }
     });

@@ -82,6 +82,15 @@ describe.each(ENGINE_NAMES)('graph ops on the %s engine', (name) => {
     out.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
   });
 
+  it('softmax over channels at each pixel', async () => {
+    const input = [[[1, -2], [0, 30]], [[3, 4], [0, 29]], [[-1, 0], [0, 0]]];
+    const out = await run((g, x) => g.channelSoftmax('p', x), input);
+    const pixels = [0, 1, 2, 3].map((p) => input.map((plane) => plane[p >> 1]![p & 1]!));
+    const expected = [0, 1, 2].flatMap((c) => pixels.map((values) => Math.exp(values[c]!) / values.reduce((sum, v) => sum + Math.exp(v), 0)));
+    expect(out.length).toBe(12);
+    out.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 6));
+  });
+
   it('argmax over channels gives class ids', async () => {
     const out = await run((g, x) => g.argmax('a', x), [[[5, 0], [0, 0]], [[1, 9], [0, 2]], [[0, 0], [7, 1]]]);
     expect([...out]).toEqual([0, 1, 2, 1]);

@@ -1,7 +1,11 @@
+import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeImage, ImageError, sniffFormat } from '../src/decode/decode.js';
-import { photo } from './helpers.js';
+import { findEntry } from '../src/catalog/catalog.js';
+import { decodeImage, ImageError, sniffFormat, type Preprocess } from '../src/decode/decode.js';
+import { useTfjsBackend } from '../src/engine/tfjs/backend.js';
+import { describeModel, ModelConfigError } from '../src/pipeline/models.js';
+import { MODEL_DIR, photo } from './helpers.js';
 
 const LIMITS = { maxPixels: 50_000_000, minSide: 1 };
 let reference: Uint8Array;
@@ -68,6 +72,58 @@ describe('decodeImage', () => {
     await expect(decodeImage(photo('cat.png'), 224, { maxPixels: 1e9, minSide: 342 })).rejects.toMatchObject({ problem: 'too_small' });
     await expect(decodeImage(Buffer.from('GIF89a broken'), 224, LIMITS)).rejects.toBeInstanceOf(ImageError);
     await expect(decodeImage(Buffer.from('GIF89a broken'), 224, LIMITS)).rejects.toMatchObject({ problem: 'undecodable' });
+  });
+});
+
+describe('preprocessing: crop and resize kernel', () => {
+  const CENTRAL: Preprocess = { crop: 'central', fraction: 0.875, kernel: 'bilinear' };
+  beforeAll(() => useTfjsBackend('wasm'));
+
+  /** cat.png decoded whole, as a [h, w, 3] float tensor, for TensorFlow's own crop and resize. */
+  const whole = async () => {
+    const { data, info } = await sharp(photo('cat.png')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    return tf.tensor3d(Float32Array.from(data), [info.height, info.width, 3]);
+  };
+  const largestDifference = (ours: Uint8Array, theirs: Float32Array) => ours.reduce((worst, v, i) => Math.max(worst, Math.abs(v - theirs[i]!)), 0);
+
+  it('bilinear is TensorFlow\'s resize_bilinear (align_corners and half_pixel_centers false), to the rounding of a byte', async () => {
+    const ours = await decodeImage(photo('cat.png'), 224, LIMITS, { crop: 'none', kernel: 'bilinear' });
+    const image = await whole();
+    const theirs = tf.image.resizeBilinear(image, [224, 224], false, false);
+    expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(0.5 + 1e-3);
+    // Not the antialiased default: that differs by far more than rounding.
+    expect(largestDifference(reference, theirs.dataSync() as Float32Array)).toBeGreaterThan(10);
+    tf.dispose([image, theirs]);
+  });
+
+  it('central crops 87.5% of each side as tf.image.central_crop does, then resizes; the photo keeps its size', async () => {
+    const ours = await decodeImage(photo('cat.png'), 224, LIMITS, CENTRAL);
+    // By hand for 512 x 341: starts floor((512 - 448) / 2) = 32 and floor((341 - 298.375) / 2) = 21, the same at both ends.
+    expect(ours.view).toEqual({ x: 32, y: 21, width: 448, height: 299 });
+    expect([ours.width, ours.height]).toEqual([512, 341]);
+    const image = await whole();
+    const theirs = tf.image.resizeBilinear(tf.slice(image, [21, 32, 0], [299, 448, 3]), [224, 224], false, false);
+    expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(0.5 + 1e-3);
+    tf.dispose([image, theirs]);
+  });
+
+  it('crops the photo as seen: EXIF orientation first, with either kernel', async () => {
+    const sideways = await sharp(photo('cat.png')).rotate(-90).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toBuffer();
+    const upright = await sharp(photo('cat.png')).jpeg({ quality: 95 }).toBuffer();
+    for (const kernel of ['bilinear', 'lanczos3'] as const) {
+      const [a, b] = await Promise.all([decodeImage(sideways, 224, LIMITS, { ...CENTRAL, kernel }), decodeImage(upright, 224, LIMITS, { ...CENTRAL, kernel })]);
+      expect(a.view).toEqual(b.view);
+      expect(meanDifference(a.pixels, b.pixels), kernel).toBeLessThan(3);
+      // Not vacuous: the uncropped photo is another picture.
+      expect(meanDifference(a.pixels, reference), kernel).toBeGreaterThan(5);
+    }
+  });
+
+  it('the catalog\'s classifiers crop; a segmentation model may not, since its map covers the whole photo', () => {
+    expect(findEntry('mobilenet_v2_1.0_224').preprocess).toEqual(CENTRAL);
+    const segmenter = findEntry('deeplabv3_mobilenet_v2_0.5_257');
+    expect(() => describeModel(segmenter, MODEL_DIR, { engine: 'onnx', preprocess: CENTRAL })).toThrow(ModelConfigError);
+    expect(describeModel(segmenter, MODEL_DIR).preprocess).toEqual({ crop: 'none', kernel: 'lanczos3' });
   });
 });
 

@@ -18,9 +18,12 @@ import { WeightImportError, type InputQuantization } from '../src/weights/common
 import { importDeepLabWeights } from '../src/weights/tflite/deeplab.js';
 import { BuiltinOp, readTflite } from '../src/weights/tflite/reader.js';
 import { loadRunner } from '../src/worker/load.js';
-import { argmaxChannels, mirrorNhwc } from '../src/worker/segment.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { useTfjsBackend } from '../src/engine/tfjs/backend.js';
+import { argmaxChannels, mirrorNhwc, segment } from '../src/worker/segment.js';
 import { variantCache, type SegmentationRunner, type VariantCache } from '../src/worker/segmentation-runner.js';
-import { MODEL_DIR, modelFile, photo, testConfig } from './helpers.js';
+import { loadEngine } from '../src/engine/load.js';
+import { MODEL_DIR, modelFile, photo, random, testConfig } from './helpers.js';
 
 const FULL = 'deeplabv3_mobilenet_v2_1.0_513';
 const FLOAT = 'deeplabv3_mobilenet_v2_0.5_257';
@@ -226,6 +229,60 @@ describe('agreement with the reference outputs of the TFLite files', () => {
       expect([other.width, other.height]).toEqual([257, 257]);
       expect(agreement(other.classMap, single.classMap), JSON.stringify(request)).toBeGreaterThan(0.9);
     }
+  });
+});
+
+describe('multi-scale + flip averages probabilities, as DeepLab does', () => {
+  beforeAll(() => useTfjsBackend('wasm'));
+
+  /**
+   * MF through segment() with the given logits [classes, height, width] for each of its 12 runs,
+   * in inferenceRuns order: each run's graph is its logits fed to the channel softmax that ends
+   * the model's MF graphs, on ONNX Runtime.
+   */
+  const mf = async (runs: Float32Array[], classes: number, height: number, width: number) => {
+    const g = new GraphBuilder('softmax');
+    const graph = g.build([g.channelSoftmax('probabilities', g.input('logits', [classes, height, width]))]);
+    const engine = await loadEngine('onnx', graph, new Map(), { threads: 1 });
+    let call = 0;
+    try {
+      return await segment({ task: 'segmentation', outputStride: 16, strategy: 'mf' }, new Float32Array(3 * height * width), [3, height, width], async (variant) => {
+        expect(variant.output).toBe('probabilities');
+        const chw = runs[call++]!;
+        const nhwc = new Float32Array(chw.length);
+        for (let c = 0; c < classes; c++) for (let p = 0; p < height * width; p++) nhwc[p * classes + c] = chw[c * height * width + p]!;
+        return { values: (await engine.run({ data: nhwc, batch: 1 })).get('probabilities')!, shape: [classes, height, width] };
+      });
+    } finally {
+      await engine.dispose();
+    }
+  };
+
+  it('logits [10, 9, 0] and [0, 9, 10.5]: their probabilities choose class 2, where averaged logits would choose 1', async () => {
+    const runs = inferenceRuns('mf').map((_, i) => (i % 2 ? Float32Array.of(0, 9, 10.5) : Float32Array.of(10, 9, 0)));
+    expect([...(await mf(runs, 3, 1, 1)).classMap]).toEqual([2]);
+  });
+
+  it('equals TensorFlow.js softmax, mirror and mean on random logits', async () => {
+    const [classes, height, width] = [21, 5, 7];
+    const rand = random(3);
+    const runs = inferenceRuns('mf').map(() => Float32Array.from({ length: classes * height * width }, () => (rand() - 0.5) * 12));
+    const ours = await mf(runs, classes, height, width);
+    // The reference: each run's logits as [h, w, classes], flipped runs mirrored back, softmax, mean, argmax.
+    const expected = tf.tidy(() => {
+      const probabilities = inferenceRuns('mf').map(({ flip }, i) => {
+        const hwc = tf.transpose(tf.tensor3d(runs[i]!, [classes, height, width]), [1, 2, 0]);
+        return tf.softmax(flip ? tf.reverse(hwc, 1) : hwc);
+      });
+      return tf.argMax(tf.mean(tf.stack(probabilities), 0), -1).dataSync();
+    });
+    expect([...ours.classMap]).toEqual([...expected]);
+    // Not vacuous: averaging logits would give another map here.
+    const logitMean = tf.tidy(() => tf.argMax(tf.mean(tf.stack(inferenceRuns('mf').map(({ flip }, i) => {
+      const hwc = tf.transpose(tf.tensor3d(runs[i]!, [classes, height, width]), [1, 2, 0]);
+      return flip ? tf.reverse(hwc, 1) : hwc;
+    })), 0), -1).dataSync());
+    expect([...logitMean]).not.toEqual([...expected]);
   });
 });
 

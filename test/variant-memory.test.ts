@@ -21,7 +21,7 @@ const residentMib = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSyn
 const SEGMENTERS = CATALOG.filter((e): e is SegmenterEntry => e.task === 'segmentation' && e.loadByDefault !== false);
 const otherSettings = (entry: SegmenterEntry) => OUTPUT_STRIDES.flatMap((outputStride) => [
   ...(outputStride === entry.outputStride ? [] : [entry.variant({ outputStride, scale: 1, output: 'classes' })]),
-  ...MF_SCALES.map((scale) => entry.variant({ outputStride, scale, output: 'logits' })),
+  ...MF_SCALES.map((scale) => entry.variant({ outputStride, scale, output: 'probabilities' })),
 ]);
 /** The float32 parameters of all of them: what the cache would hold per worker without a bound. */
 const unboundedMib = SEGMENTERS.reduce((sum, e) => sum + otherSettings(e).reduce((s, v) => s + 4 * costOf(v.graph).params, 0), 0) / MIB;

@@ -3,6 +3,7 @@
 // build and load it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Preprocess } from '../decode/decode.js';
 import { deepLabV3, type DeepLabGraph, type DeepLabHead, type DeepLabVariant } from '../model/deeplab.js';
 import { mobileNetV2Classifier, type ClassifierGraph, type OutputStride } from '../model/mobilenet-v2.js';
 import { ssdMobileNetV2, type SsdGraph } from '../model/ssdlite.js';
@@ -23,6 +24,8 @@ interface EntryBase<T extends Task, G> {
   labels: string;
   /** The class id of the label file's first line: 1 where the background class has no line. */
   labelOffset: number;
+  /** How a photo becomes the model's input: crop and resize kernel, chosen by measurement (docs/accuracy.md). */
+  preprocess: Preprocess;
   /** The architecture, with the handles the worker and the cost model need. */
   build(): G;
   /** Reads the weight file (or folder) at `path` and maps it onto the graph, checking every tensor. */
@@ -55,6 +58,8 @@ function classifier(name: string, weights: string, description: string): Classif
     weights,
     labels: 'labels/imagenet_labels.txt',
     labelOffset: 0,
+    // TF-slim's evaluation, which these weights were trained for: measured best (docs/accuracy.md).
+    preprocess: { crop: 'central', fraction: 0.875, kernel: 'bilinear' },
     build: () => mobileNetV2Classifier(architecture),
     importWeights: (model, path) => importTfliteWeights(model.graph, readFileSync(path)),
   };
@@ -70,6 +75,9 @@ function ssdlite(name: string, weights: string, description: string): DetectorEn
     weights,
     labels: 'labels/coco_labels.txt',
     labelOffset: 1,
+    // The Object Detection API stretches the whole photo to 300x300 (bilinear, in the graph);
+    // stretched, lanczos3 measured 0.6 mAP better than that bilinear (docs/accuracy.md).
+    preprocess: { crop: 'none', kernel: 'lanczos3' },
     build: () => ssdMobileNetV2(config),
     importWeights: (model, path) => importSsdWeights(model.graph, path),
   };
@@ -96,6 +104,8 @@ function deepLab(
     weights,
     labels: 'labels/pascal_voc_segmentation_labels.txt',
     labelOffset: 0,
+    // Measured better than TensorFlow's bilinear on every DeepLab file (docs/accuracy.md).
+    preprocess: { crop: 'none', kernel: 'lanczos3' },
     build: () => variant({ outputStride, scale: 1, output: 'classes' }),
     importWeights: (model, path) => importDeepLabWeights(model, readFileSync(path), FLOAT_INPUT),
     loadByDefault,

@@ -1,5 +1,5 @@
-// Decode -> orient -> sRGB RGB -> model resolution. Runs on libuv's threads through sharp, so
-// the event loop stays free; the result is raw HWC uint8 pixels ready to send to a worker.
+// Decode -> orient -> sRGB RGB -> crop -> model resolution. Runs on libuv's threads through sharp,
+// so the event loop stays free; the result is raw HWC uint8 pixels ready to send to a worker.
 import sharp, { type Metadata } from 'sharp';
 
 /**
@@ -41,13 +41,91 @@ export interface InspectedImage {
   decodedBytes: number;
 }
 
+/**
+ * Resize kernels. 'lanczos3': sharp's default, antialiased (each output pixel filters the input
+ * pixels it covers). 'bilinear': TensorFlow's resize_bilinear as TF-slim and the Object Detection
+ * API evaluate with (align_corners and half_pixel_centers false): each output pixel interpolates
+ * the four input pixels nearest to y * inHeight / outHeight, x * inWidth / outWidth, with no
+ * antialiasing. It needs the whole decoded photo in memory (3 bytes a pixel) before resizing.
+ */
+export const RESIZE_KERNELS = ['lanczos3', 'bilinear'] as const;
+export type ResizeKernel = (typeof RESIZE_KERNELS)[number];
+
+/** How a photo becomes a model's square input; a catalog entry's setting (docs/accuracy.md measures each). */
+export interface Preprocess {
+  /**
+   * 'none': the whole photo, stretched to the square (aspect ratio not kept), as Google's TFLite
+   * and Coral examples feed these weights. 'central': first the central `fraction` of each side,
+   * as TF-slim's ImageNet evaluation crops (tf.image.central_crop, 0.875).
+   */
+  crop: 'none' | 'central';
+  /** 'central' only: the share of each side kept; default 0.875. */
+  fraction?: number;
+  kernel: ResizeKernel;
+}
+
+export const WHOLE_PHOTO: Preprocess = { crop: 'none', kernel: 'lanczos3' };
+export const DEFAULT_CENTRAL_FRACTION = 0.875;
+
+/** A region of the photo, in its pixels. */
+export interface PhotoRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 export interface DecodedImage {
   format: ImageFormat;
   /** Size after EXIF orientation, as the user sees the photo. */
   width: number;
   height: number;
+  /** The part of the photo the model input shows (all of it unless cropped): model coordinates map onto it. */
+  view: PhotoRegion;
   /** resolution x resolution x 3 RGB bytes. */
   pixels: Uint8Array;
+}
+
+/** tf.image.central_crop's window: the same start on both ends of each side, rounded down. */
+export function centralCrop(width: number, height: number, fraction: number): PhotoRegion {
+  if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`central crop fraction ${fraction} must be in (0, 1]`);
+  const x = Math.floor((width - width * fraction) / 2);
+  const y = Math.floor((height - height * fraction) / 2);
+  return { x, y, width: width - 2 * x, height: height - 2 * y };
+}
+
+/** TensorFlow's resize_bilinear (legacy coordinates) of an RGB region to size x size, rounded to bytes. */
+export function resizeBilinear(rgb: Uint8Array, stride: number, region: PhotoRegion, size: number): Uint8Array {
+  const out = new Uint8Array(size * size * 3);
+  const [sy, sx] = [region.height / size, region.width / size];
+  const x0s = new Int32Array(size);
+  const x1s = new Int32Array(size);
+  const dxs = new Float32Array(size);
+  for (let x = 0; x < size; x++) {
+    const inX = x * sx;
+    x0s[x] = Math.floor(inX);
+    x1s[x] = Math.min(x0s[x]! + 1, region.width - 1);
+    dxs[x] = inX - x0s[x]!;
+  }
+  for (let y = 0; y < size; y++) {
+    const inY = y * sy;
+    const y0 = Math.floor(inY);
+    const y1 = Math.min(y0 + 1, region.height - 1);
+    const dy = inY - y0;
+    const top = (region.y + y0) * stride;
+    const bottom = (region.y + y1) * stride;
+    for (let x = 0; x < size; x++) {
+      const a = 3 * (region.x + x0s[x]!);
+      const b = 3 * (region.x + x1s[x]!);
+      const dx = dxs[x]!;
+      for (let c = 0; c < 3; c++) {
+        const t = rgb[top + a + c]! + (rgb[top + b + c]! - rgb[top + a + c]!) * dx;
+        const u = rgb[bottom + a + c]! + (rgb[bottom + b + c]! - rgb[bottom + a + c]!) * dx;
+        out[(y * size + x) * 3 + c] = Math.round(t + (u - t) * dy);
+      }
+    }
+  }
+  return out;
 }
 
 const ascii = (bytes: Uint8Array, start: number, end: number) => String.fromCharCode(...bytes.subarray(start, end));
@@ -135,24 +213,33 @@ export async function inspectImage(bytes: Uint8Array, limits: DecodeLimits): Pro
   return { format, width, height, decodedBytes };
 }
 
-/** Decodes an inspected image to the model's input: raw HWC uint8 RGB, resolution x resolution. */
-export async function decodePixels(bytes: Uint8Array, image: InspectedImage, resolution: number, limits: DecodeLimits): Promise<DecodedImage> {
+/**
+ * Decodes an inspected image to the model's input as `preprocess` says: raw HWC uint8 RGB,
+ * resolution x resolution. Animated images contribute their first frame.
+ */
+export async function decodePixels(bytes: Uint8Array, image: InspectedImage, resolution: number, limits: DecodeLimits, preprocess: Preprocess = WHOLE_PHOTO): Promise<DecodedImage> {
   const { format, width, height } = image;
+  const view = preprocess.crop === 'central' ? centralCrop(width, height, preprocess.fraction ?? DEFAULT_CENTRAL_FRACTION) : { x: 0, y: 0, width, height };
   let decoder = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'warning' });
   // sharp counts whole seconds, from when libvips starts on the image.
   if (limits.timeoutMs !== undefined) decoder = decoder.timeout({ seconds: Math.max(1, Math.ceil(limits.timeoutMs / 1000)) });
   try {
-    const pixels = await decoder
-      .rotate()
-      .resize(resolution, resolution, { fit: 'fill' })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer();
+    // EXIF orientation first: the view is a region of the photo as seen.
+    const oriented = decoder.rotate();
+    let pixels: Uint8Array;
+    if (preprocess.kernel === 'bilinear') {
+      const whole = await oriented.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer();
+      if (whole.length !== width * height * 3) throw new Error(`decoded to ${whole.length} bytes instead of ${width * height * 3}`);
+      pixels = resizeBilinear(whole, 3 * width, view, resolution);
+    } else {
+      const cropped = view.width === width && view.height === height ? oriented : oriented.extract({ left: view.x, top: view.y, width: view.width, height: view.height });
+      const resized = await cropped.resize(resolution, resolution, { fit: 'fill', kernel: 'lanczos3' }).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer();
+      pixels = new Uint8Array(resized.buffer, resized.byteOffset, resized.length);
+    }
     if (pixels.length !== resolution * resolution * 3) {
       throw new Error(`decoded to ${pixels.length} bytes instead of ${resolution * resolution * 3}`);
     }
-    return { format, width, height, pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length) };
+    return { format, width, height, view, pixels };
   } catch (err) {
     if (/timeout/i.test(firstLine(err))) {
       throw new ImageError('too_complex', `the ${format} image took longer than the ${limits.timeoutMs} ms allowed to decode`);
@@ -161,13 +248,9 @@ export async function decodePixels(bytes: Uint8Array, image: InspectedImage, res
   }
 }
 
-/**
- * inspectImage then decodePixels. Crop policy: none. The whole photo is resized to the square
- * model input (aspect ratio not kept), as Google's TFLite and Coral classification examples feed
- * these weights, so objects near the borders still count. Animated images contribute their first frame.
- */
-export async function decodeImage(bytes: Uint8Array, resolution: number, limits: DecodeLimits): Promise<DecodedImage> {
-  return decodePixels(bytes, await inspectImage(bytes, limits), resolution, limits);
+/** inspectImage then decodePixels: the photo as `preprocess` makes it the model's input. */
+export async function decodeImage(bytes: Uint8Array, resolution: number, limits: DecodeLimits, preprocess: Preprocess = WHOLE_PHOTO): Promise<DecodedImage> {
+  return decodePixels(bytes, await inspectImage(bytes, limits), resolution, limits, preprocess);
 }
 
 function firstLine(err: unknown): string {

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   unknown_model: 400,
   cancelled: 400,
   not_found: 404,
+  not_acceptable: 406,
   body_too_large: 413,
   image_too_large: 413,
   unsupported_media_type: 415,

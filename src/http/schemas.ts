@@ -58,3 +58,6 @@ export function imageTaskResponse<P extends Record<string, object>>(own: P) {
 export const imageRouteErrors = Object.fromEntries(
   [400, 413, 415, 422, 503].map((status) => [status, errorSchema]),
 ) as Record<400 | 413 | 415 | 422 | 503, typeof errorSchema>;
+
+/** And those of a route that can also answer with a picture (content negotiation). */
+export const pictureRouteErrors = { ...imageRouteErrors, 406: errorSchema };

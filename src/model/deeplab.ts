@@ -14,7 +14,8 @@ export type DeepLabHead = (typeof DEEPLAB_HEADS)[number];
 
 /**
  * Inference strategies: 'single' runs the network once on the input; 'mf' is the paper's
- * multi-scale + flip evaluation, the logits averaged over six input scales and their mirror images.
+ * multi-scale + flip evaluation, the class probabilities (softmax of the logits) averaged over six
+ * input scales and their mirror images, as DeepLab's predict_labels_multi_scale averages them.
  */
 export const STRATEGIES = ['single', 'mf'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -45,8 +46,8 @@ export interface DeepLabConfig {
   outputStride: OutputStride;
   head: DeepLabHead;
   classes?: number;
-  /** 'classes': the argmax class id of each pixel, [h, w]; 'logits': [classes, h, w]. */
-  output?: 'classes' | 'logits';
+  /** 'classes': the argmax class id of each pixel, [h, w]; 'logits' or their softmax 'probabilities': [classes, h, w]. */
+  output?: DeepLabOutput;
   /**
    * Multi-scale inference: the network runs on the input resized by this factor and its logits
    * are resized back to `resolution`. 1 runs it on the input as it is.
@@ -67,11 +68,13 @@ export function featureSide(side: number, outputStride: OutputStride): number {
   return Math.ceil(side / outputStride);
 }
 
+export type DeepLabOutput = 'classes' | 'logits' | 'probabilities';
+
 /** What a request may change in a segmentation graph without other weights. */
 export interface DeepLabVariant {
   outputStride: OutputStride;
   scale: number;
-  output: 'classes' | 'logits';
+  output: DeepLabOutput;
 }
 
 /**
@@ -120,7 +123,7 @@ export interface DeepLabGraph extends BuiltGraph {
   readonly classes: number;
   /** The graph's one output: class ids [h, w] or logits [classes, h, w], at the input's size. */
   readonly output: Tensor;
-  readonly outputKind: 'classes' | 'logits';
+  readonly outputKind: DeepLabOutput;
   /** The in-graph resize of the input for multi-scale inference; absent at scale 1. */
   readonly inputResize?: Tensor;
   /** The head's bilinear resizes, in graph order (image pooling back over the map, logits to the input). */
@@ -154,7 +157,7 @@ export function deepLabV3(config: DeepLabConfig): DeepLabGraph {
   const projected = g.conv2d('concat_projection', joined, { out: HEAD_CHANNELS, activation: 'relu' });
   const logits = g.conv2d('logits_semantic', projected, { out: classes });
   const upsampled = g.resizeBilinear('logits_upsample', logits, [resolution, resolution], COORDINATES);
-  const result = output === 'classes' ? g.argmax('class_map', upsampled) : upsampled;
+  const result = output === 'classes' ? g.argmax('class_map', upsampled) : output === 'probabilities' ? g.channelSoftmax('probabilities', upsampled) : upsampled;
   return {
     graph: g.build([result]),
     input: g.tensor(input),

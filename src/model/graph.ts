@@ -47,6 +47,11 @@ export interface SoftmaxOp {
   readonly kind: 'softmax';
 }
 
+/** Softmax over the channels at each pixel of a [c, h, w] map: class probabilities per pixel. */
+export interface ChannelSoftmaxOp {
+  readonly kind: 'channelSoftmax';
+}
+
 /** Element-wise logistic function. */
 export interface SigmoidOp {
   readonly kind: 'sigmoid';
@@ -85,7 +90,7 @@ export interface ArgMaxOp {
 }
 
 export type Op =
-  | InputOp | Conv2dOp | AddOp | GlobalAvgPoolOp | SoftmaxOp
+  | InputOp | Conv2dOp | AddOp | GlobalAvgPoolOp | SoftmaxOp | ChannelSoftmaxOp
   | SigmoidOp | ConcatOp | TransposeOp | ReshapeOp | ResizeBilinearOp | ArgMaxOp;
 
 export type Node<O extends Op = Op> = O & {
@@ -248,6 +253,11 @@ export class GraphBuilder {
 
   softmax(name: string, input: string): string {
     return this.push({ kind: 'softmax', name, inputs: [input], shape: [elementCount(this.shapeOf(input))] });
+  }
+
+  channelSoftmax(name: string, input: string): string {
+    if (this.shapeOf(input).length !== 3) throw new Error(`graph ${this.name}: ${name} needs a [c, h, w] map, not [${this.shapeOf(input)}]`);
+    return this.push({ kind: 'channelSoftmax', name, inputs: [input], shape: this.shapeOf(input) });
   }
 
   sigmoid(name: string, input: string): string {

@@ -2,6 +2,7 @@
 // labels; and the lookup every request starts with.
 import { join } from 'node:path';
 import type { CatalogEntry } from '../catalog/catalog.js';
+import type { Preprocess } from '../decode/decode.js';
 import type { EngineName } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';
 import { STRATEGIES, strategyMultiplyAdds, type DeepLabHead, type Strategy } from '../model/deeplab.js';
@@ -20,6 +21,8 @@ export interface ModelInfo {
   alpha: number;
   /** Side of the square input the image is resized to. */
   resolution: number;
+  /** How the photo becomes that input. */
+  preprocess: Preprocess;
   weights: string;
   /** Outputs per class axis (background included where the model has one). */
   classes: number;
@@ -41,7 +44,19 @@ export interface ModelInfo {
 
 export class ModelConfigError extends Error {}
 
-export function describeModel(entry: CatalogEntry, modelDir: string, serving: { engine: EngineName; split?: number } = { engine: 'onnx' }): ModelInfo {
+/**
+ * `serving.preprocess` replaces the catalog's preprocessing (the eval compares settings with it). A
+ * segmentation map covers the whole input and is scaled onto the whole photo, so it cannot be cropped.
+ */
+export function describeModel(
+  entry: CatalogEntry,
+  modelDir: string,
+  serving: { engine: EngineName; split?: number; preprocess?: Preprocess } = { engine: 'onnx' },
+): ModelInfo {
+  const preprocess = serving.preprocess ?? entry.preprocess;
+  if (entry.task === 'segmentation' && preprocess.crop !== 'none') {
+    throw new ModelConfigError(`model ${entry.name}: a segmentation model's input must show the whole photo (crop 'none'), not '${preprocess.crop}'`);
+  }
   const built = entry.build();
   const cost = costOf(built.graph);
   const split = serving.split ?? 1;
@@ -57,6 +72,7 @@ export function describeModel(entry: CatalogEntry, modelDir: string, serving: { 
     description: entry.description,
     alpha: entry.alpha,
     resolution: built.input.shape[1]!,
+    preprocess,
     weights: entry.weights,
     classes: built.classes,
     params: cost.params,

@@ -1,5 +1,6 @@
 // Draws labelled boxes on the photo, as the user sees it (EXIF orientation applied).
 import sharp, { type Sharp } from 'sharp';
+import type { PhotoRegion } from '../decode/decode.js';
 import type { Detection } from '../tasks.js';
 import type { Labels } from './labels.js';
 
@@ -37,10 +38,10 @@ export function drawBoxes(photo: Uint8Array, width: number, height: number, boxe
   return sharp(photo).rotate().composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
 }
 
-/** Normalized corners to a pixel box of the photo as seen (the model saw it stretched, not cropped). */
-export function toPixelBox({ classId, score, box }: Detection, labels: Labels, width: number, height: number): LabelledBox {
+/** Normalized corners of the model input to a pixel box of the photo as seen; `view` is the part of the photo the input showed. */
+export function toPixelBox({ classId, score, box }: Detection, labels: Labels, view: PhotoRegion): LabelledBox {
   const clamp = (v: number) => Math.min(1, Math.max(0, v));
-  const [x0, x1] = [clamp(box.xmin) * width, clamp(box.xmax) * width];
-  const [y0, y1] = [clamp(box.ymin) * height, clamp(box.ymax) * height];
+  const [x0, x1] = [view.x + clamp(box.xmin) * view.width, view.x + clamp(box.xmax) * view.width];
+  const [y0, y1] = [view.y + clamp(box.ymin) * view.height, view.y + clamp(box.ymax) * view.height];
   return { label: labels.of(classId), classId, score, box: { x: x0, y: y0, width: x1 - x0, height: y1 - y0 } };
 }

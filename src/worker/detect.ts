@@ -10,8 +10,12 @@ import { checkpoint, type TaskRunner } from './runner.js';
 
 /** The box coder's scale factors for (y, x, h, w), as the TF Object Detection API trains SSD. */
 export const BOX_SCALE_FACTORS = [10, 10, 5, 5] as const;
-/** Candidates per class that enter suppression, as the API's max_detections_per_class. */
-const CANDIDATES_PER_CLASS = 100;
+/**
+ * Detections a class may keep after suppression, as the API's max_detections_per_class: it caps
+ * suppression's output (tf.image.non_max_suppression's max_output_size), not its input, so a
+ * class whose best boxes are near-duplicates of one object still finds its other objects.
+ */
+const DETECTIONS_PER_CLASS = 100;
 
 /** Encodings [ty, tx, th, tw] per anchor [yc, xc, h, w] to corners [ymin, xmin, ymax, xmax]. */
 export function decodeBoxes(encodings: Float32Array, anchors: Float32Array): Float32Array {
@@ -29,12 +33,12 @@ export function decodeBoxes(encodings: Float32Array, anchors: Float32Array): Flo
 }
 
 export function iou(boxes: Float32Array, a: number, b: number): number {
-  const [ay0, ax0, ay1, ax1] = boxes.subarray(4 * a, 4 * a + 4);
-  const [by0, bx0, by1, bx1] = boxes.subarray(4 * b, 4 * b + 4);
-  const ih = Math.max(0, Math.min(ay1!, by1!) - Math.max(ay0!, by0!));
-  const iw = Math.max(0, Math.min(ax1!, bx1!) - Math.max(ax0!, bx0!));
+  // Indexed, not destructured from subarrays: suppression calls this up to millions of times an image.
+  const [i, j] = [4 * a, 4 * b];
+  const ih = Math.max(0, Math.min(boxes[i + 2]!, boxes[j + 2]!) - Math.max(boxes[i]!, boxes[j]!));
+  const iw = Math.max(0, Math.min(boxes[i + 3]!, boxes[j + 3]!) - Math.max(boxes[i + 1]!, boxes[j + 1]!));
   const intersection = ih * iw;
-  const union = (ay1! - ay0!) * (ax1! - ax0!) + (by1! - by0!) * (bx1! - bx0!) - intersection;
+  const union = (boxes[i + 2]! - boxes[i]!) * (boxes[i + 3]! - boxes[i + 1]!) + (boxes[j + 2]! - boxes[j]!) * (boxes[j + 3]! - boxes[j + 1]!) - intersection;
   return union > 0 ? intersection / union : 0;
 }
 
@@ -86,7 +90,8 @@ export function selectDetections(boxes: Float32Array, scores: Float32Array, requ
       if (score >= request.minScore) candidates.push({ anchor, score });
     }
     candidates.sort((a, b) => b.score - a.score);
-    const kept = suppress(boxes, candidates.slice(0, CANDIDATES_PER_CLASS), request.iouThreshold, request.maxDetections);
+    // More than maxDetections of one class could not all be returned anyway.
+    const kept = suppress(boxes, candidates, request.iouThreshold, Math.min(DETECTIONS_PER_CLASS, request.maxDetections));
     for (const { anchor, score } of kept) {
       const [ymin, xmin, ymax, xmax] = boxes.subarray(4 * anchor, 4 * anchor + 4);
       detections.push({ classId, score, box: { ymin: ymin!, xmin: xmin!, ymax: ymax!, xmax: xmax! } });

@@ -1,6 +1,7 @@
 // Semantic segmentation strategies in the worker: one run of the network, or the paper's
-// multi-scale + flip (several runs whose logits are averaged), down to one class id per pixel at
-// the model's output size. Only that compact map goes back to the main thread.
+// multi-scale + flip (several runs whose class probabilities are averaged, as DeepLab's
+// predict_labels_multi_scale does), down to one class id per pixel at the model's output size.
+// Only that compact map goes back to the main thread.
 import { inferenceRuns, type DeepLabVariant } from '../model/deeplab.js';
 import type { Shape } from '../model/graph.js';
 import type { SegmentationOutput, SegmentationRequest } from '../tasks.js';
@@ -28,10 +29,12 @@ export async function segment(request: SegmentationRequest, input: Float32Array,
   let sum: Float32Array | undefined;
   let planes: Shape = [];
   for (const { scale, flip } of inferenceRuns(strategy)) {
-    // Each scale's graph resizes the input itself and its logits back to the model's output size.
-    const logits = await run({ outputStride, scale, output: 'logits' }, flip ? mirrored : input);
-    planes = logits.shape;
-    const aligned = flip ? mirrorChw(logits.values, planes[2]!) : logits.values;
+    // Each scale's graph resizes the input itself, its logits back to the model's output size,
+    // and ends in their softmax: probabilities, so a scale that is sure of a class outweighs one
+    // that is not, as in DeepLab.
+    const probabilities = await run({ outputStride, scale, output: 'probabilities' }, flip ? mirrored : input);
+    planes = probabilities.shape;
+    const aligned = flip ? mirrorChw(probabilities.values, planes[2]!) : probabilities.values;
     if (!sum) sum = Float32Array.from(aligned);
     else for (let i = 0; i < sum.length; i++) sum[i]! += aligned[i]!;
   }

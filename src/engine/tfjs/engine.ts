@@ -157,6 +157,9 @@ export class TfjsEngine implements Engine {
         const x = input();
         return { tensor: tf.softmax(tf.reshape(arrange(x, rowMajor(x.order.length)), [batch, -1])), order: [0] };
       }
+      case 'channelSoftmax':
+        // tf.softmax normalizes the last axis: channels of NHWC.
+        return { tensor: tf.softmax(arrange(input(), NHWC)), order: NHWC };
       case 'sigmoid':
         return { tensor: tf.sigmoid(input().tensor), order: input().order };
       case 'concat': {

@@ -12,6 +12,6 @@ declare module 'fastify' {
 }
 
 export default fp(async (app: FastifyInstance, { config }: { config: Config }) => {
-  const models = config.models.map((name) => describeModel(findEntry(name), config.modelDir, { engine: config.engine, split: config.split[name] }));
+  const models = config.models.map((name) => describeModel(findEntry(name), config.modelDir, { engine: config.engine, split: config.split[name], preprocess: config.preprocess?.[name] }));
   app.decorate('models', new ModelRegistry(models));
 }, { name: 'models' });

@@ -4,8 +4,8 @@ import { drawBoxes, toPixelBox } from '../../render/boxes.js';
 import { encode } from '../../render/encode.js';
 import { ApiError } from '../errors.js';
 import { admitImageRequest, commonReport, renderAnswer, runImageRoute } from '../image-route.js';
-import { requestedImageType } from '../negotiate.js';
-import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
+import { answerType } from '../negotiate.js';
+import { imageTaskResponse, pictureRouteErrors } from '../schemas.js';
 
 export const MAX_DETECTIONS = 100;
 
@@ -48,7 +48,7 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
             },
           },
         }),
-        ...imageRouteErrors,
+        ...pictureRouteErrors,
       },
     },
   }, async (request, reply) => {
@@ -60,6 +60,7 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
       if (id === undefined) throw new ApiError('invalid_request', `classes: unknown class name '${name.trim()}'; see the model's labels`);
       return id;
     }))];
+    const answer = answerType(request.headers.accept, query.format);
     const result = await runImageRoute(app, request, model, {
       task: 'detection',
       minScore: query.minScore,
@@ -68,12 +69,11 @@ export async function detectRoute(fastify: FastifyInstance): Promise<void> {
       classIds,
     });
     const { image } = result;
-    const detections = result.output.detections.map((d) => toPixelBox(d, model.labels, image.width, image.height));
+    const detections = result.output.detections.map((d) => toPixelBox(d, model.labels, image.view));
 
-    const pictureType = requestedImageType(request, query.format);
-    if (pictureType) {
-      const picture = await renderAnswer(app, request, result, ({ timeoutMs }) => encode(drawBoxes(result.bytes, image.width, image.height, detections), pictureType, timeoutMs));
-      return reply.type(pictureType).send(picture);
+    if (answer !== 'application/json') {
+      const picture = await renderAnswer(app, request, result, ({ timeoutMs }) => encode(drawBoxes(result.bytes, image.width, image.height, detections), answer, timeoutMs));
+      return reply.type(answer).send(picture);
     }
     return { detections, ...commonReport(result) };
   });

@@ -5,8 +5,8 @@ import { OUTPUT_STRIDES } from '../../model/mobilenet-v2.js';
 import { encode } from '../../render/encode.js';
 import { legendOf, maskPng, overlayImage, scaleClassMap } from '../../render/segmentation.js';
 import { admitImageRequest, commonReport, renderAnswer, runImageRoute } from '../image-route.js';
-import { requestedImageType } from '../negotiate.js';
-import { imageRouteErrors, imageTaskResponse } from '../schemas.js';
+import { answerType } from '../negotiate.js';
+import { imageTaskResponse, pictureRouteErrors } from '../schemas.js';
 
 const querystring = {
   type: 'object',
@@ -53,7 +53,7 @@ export async function segmentRoute(fastify: FastifyInstance): Promise<void> {
           outputStride: { type: 'integer' },
           strategy: { type: 'string' },
         }),
-        ...imageRouteErrors,
+        ...pictureRouteErrors,
       },
     },
   }, async (request, reply) => {
@@ -61,18 +61,18 @@ export async function segmentRoute(fastify: FastifyInstance): Promise<void> {
     const model = app.models.find('segmentation', query.model);
     // Any output stride runs with any weights (only the dilations change); the file's own is the default.
     const outputStride = query.outputStride ?? model.segmentation!.outputStride;
+    // format=mask, the PNG of class ids, wins over Accept as any explicit format does.
+    const answer = query.format === 'mask' ? 'mask' : answerType(request.headers.accept, query.format);
     const result = await runImageRoute(app, request, model, { task: 'segmentation', outputStride, strategy: query.strategy });
     const renderStarted = performance.now();
     const { image, bytes, output, timings } = result;
     const { width, height } = image;
-    // An explicit format wins over the Accept header.
-    const pictureType = query.format === 'mask' || query.format === 'json' ? undefined : requestedImageType(request, query.format);
-    if (pictureType) {
-      const picture = await renderAnswer(app, request, result, async ({ timeoutMs }) => encode(await overlayImage(bytes, width, height, output), pictureType, timeoutMs));
-      return reply.type(pictureType).send(picture);
+    if (answer === 'image/png' || answer === 'image/jpeg') {
+      const picture = await renderAnswer(app, request, result, async ({ timeoutMs }) => encode(await overlayImage(bytes, width, height, output), answer, timeoutMs));
+      return reply.type(answer).send(picture);
     }
     const png = await renderAnswer(app, request, result, ({ timeoutMs }) => maskPng(scaleClassMap(output, width, height), width, height, timeoutMs));
-    if (query.format === 'mask') return reply.type('image/png').send(png);
+    if (answer === 'mask') return reply.type('image/png').send(png);
     return {
       legend: legendOf(output, width, height, model.labels),
       mask: { mediaType: 'image/png', width, height, data: png.toString('base64') },

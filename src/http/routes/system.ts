@@ -30,13 +30,18 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'task', 'description', 'alpha', 'resolution', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'split'],
+                required: ['name', 'task', 'description', 'alpha', 'resolution', 'preprocess', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'split'],
                 properties: {
                   name: { type: 'string' },
                   task: { type: 'string' },
                   description: { type: 'string' },
                   alpha: { type: 'number' },
                   resolution: { type: 'integer' },
+                  preprocess: {
+                    type: 'object',
+                    required: ['crop', 'kernel'],
+                    properties: { crop: { type: 'string' }, fraction: { type: 'number' }, kernel: { type: 'string' } },
+                  },
                   weights: { type: 'string' },
                   classes: { type: 'integer' },
                   params: { type: 'integer' },
@@ -58,6 +63,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
       description: m.description,
       alpha: m.alpha,
       resolution: m.resolution,
+      preprocess: m.preprocess,
       weights: m.weights,
       // The classes a client can get by name.
       classes: m.labels.count,
