@@ -52,8 +52,8 @@ function answerTo(request: FastifyRequest, error: unknown): ApiError {
 export async function servicePlugin(app: FastifyInstance, config: Config): Promise<void> {
   await app.register(configPlugin, { config });
   await app.register(metricsPlugin);
-  await app.register(poolPlugin, { config });
   await app.register(modelsPlugin, { config });
+  await app.register(poolPlugin, { config });
   await app.register(pipelinePlugin, { config });
   await app.register(drainPlugin);
   await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs });

@@ -1,10 +1,12 @@
 // Typed messages between the pool (main thread) and its workers.
 import type { EngineName, TfjsBackendChoice } from '../engine/engine.js';
-import type { TaskOutput, TaskRequest } from '../tasks.js';
+import type { ModelRef, TaskOutput, TaskRequest } from '../tasks.js';
 
 export interface WorkerConfig {
   modelDir: string;
   models: string[];
+  /** Which version (config file) of each model in `models` to load. */
+  refs?: Record<string, ModelRef>;
   engine: EngineName;
   threads: number;
   /** ENGINE=tfjs: the backend to use (config TFJS_BACKEND); absent = 'auto'. */

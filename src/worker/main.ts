@@ -1,7 +1,7 @@
 // A pool worker: loads and warms up its models, reports ready, then runs one task at a time.
 // Inference happens here, never on the main thread's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
-import { findEntry } from '../catalog/catalog.js';
+import { entryOf } from '../catalog/catalog.js';
 import type { FromWorker, InferTask, ToWorker, WorkerConfig } from '../pool/messages.js';
 import { actOut } from './faults.js';
 import { loadRunner, runOn, type AnyRunner } from './load.js';
@@ -35,7 +35,11 @@ async function main(): Promise<void> {
   // What the cache holds, reported with every answer so the main thread can export it.
   const held = () => ({ count: variants.size, bytes: variants.bytes });
   try {
-    for (const name of config.models) runners.set(name, await loadRunner(findEntry(name), config, variants));
+    for (const name of config.models) {
+      const ref = config.refs?.[name];
+      if (!ref) throw new Error(`no repository version given for model ${name}`);
+      runners.set(name, await loadRunner(entryOf(ref, config.modelDir), config, variants));
+    }
   } catch (err) {
     send({ type: 'loadFailed', message: messageOf(err) });
     return;

@@ -1,7 +1,8 @@
-// `app.models`: the loaded models as the main thread knows them (cost, labels, settings).
+// `app.models`: the loaded models as the main thread knows them (cost, labels, settings), read
+// from the model repository; `app.repositoryIndex` what the repository holds besides.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { findEntry } from '../../catalog/catalog.js';
+import { indexRepository } from '../../catalog/catalog.js';
 import type { Config } from '../../config.js';
 import { describeModel, ModelRegistry } from '../../pipeline/models.js';
 
@@ -12,6 +13,7 @@ declare module 'fastify' {
 }
 
 export default fp(async (app: FastifyInstance, { config }: { config: Config }) => {
-  const models = config.models.map((name) => describeModel(findEntry(name), config.modelDir, { engine: config.engine, split: config.split[name] }));
+  const index = indexRepository(config.repository, config.modelDir);
+  const models = config.models.map((name) => describeModel(index.find((m) => m.name === name)!.entry!, { engine: config.engine, split: config.split[name] }));
   app.decorate('models', new ModelRegistry(models));
 }, { name: 'models' });

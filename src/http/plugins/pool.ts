@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.js';
+import { refOf } from '../../pipeline/models.js';
 import { WorkerPool, type RestartReason } from '../../pool/pool.js';
 
 declare module 'fastify' {
@@ -21,6 +22,7 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
     worker: {
       modelDir: config.modelDir,
       models: config.models,
+      refs: Object.fromEntries(app.models.models.map((m) => [m.name, refOf(m)])),
       engine: config.engine,
       threads: config.engineThreads,
       tfjsBackend: config.tfjsBackend,
@@ -38,4 +40,4 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
   app.decorate('modelsLoaded', pool.start());
   // Fastify closes the listener and waits for in-flight requests before onClose hooks run.
   app.addHook('onClose', () => pool.close());
-}, { name: 'pool', dependencies: ['metrics'] });
+}, { name: 'pool', dependencies: ['metrics', 'models'] });
