@@ -30,10 +30,12 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'task', 'description', 'alpha', 'resolution', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'split'],
+                required: ['name', 'version', 'task', 'format', 'description', 'alpha', 'resolution', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'split'],
                 properties: {
                   name: { type: 'string' },
+                  version: { type: 'integer', minimum: 1 },
                   task: { type: 'string' },
+                  format: { type: 'string' },
                   description: { type: 'string' },
                   alpha: { type: 'number' },
                   resolution: { type: 'integer' },
@@ -54,7 +56,9 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
     engine: config.engine,
     models: models.models.map((m) => ({
       name: m.name,
+      version: m.version,
       task: m.task,
+      format: m.format,
       description: m.description,
       alpha: m.alpha,
       resolution: m.resolution,
