@@ -10,6 +10,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
+import { loadGraphModel } from '@tensorflow/tfjs-converter';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { entryOf, loadWeights, type ClassifierEntry } from '../src/catalog/catalog.js';
 import { ENGINE_NAMES } from '../src/engine/engine.js';
@@ -252,6 +253,123 @@ describe('Keras MobileNetV2 saved as TensorFlow.js layers models, of widths and 
     expect(() => wrongSide.build()).toThrow(/architecture\.resolution is 224 but the weights' input is 128x128/);
     const wrongClasses = classifierEntry('wrong_classes', { format: 'tfjs-layers', weights: '.', preprocessing: { scale: 1 / 127.5, zeroPoint: 127.5 }, architecture: { classes: 1001 } }, files, 4);
     expect(() => wrongClasses.build()).toThrow(/architecture\.classes is 1001 but the weights' class layer .* has 4 outputs/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A TF-Hub MobileNetV2 feature vector with a dense head, as tfjs-converter writes it: batch norm
+// folded by grappler into _FusedConv2D / FusedDepthwiseConv2dNative (BiasAdd + Relu6), the head
+// as _FusedMatMul. `explicitPad` writes Keras' ZeroPadding2D as a Pad before a VALID convolution.
+
+function tfjsGraphModel(width: number, resolution: number, head: readonly Head[], classes: number, explicitPad: boolean): Record<string, string | Buffer> {
+  const nodes: object[] = [];
+  const specs: { name: string; shape: number[]; dtype: string }[] = [];
+  const data: Buffer[] = [];
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const constant = (name: string, shape: number[], values: Float32Array | Int32Array) => {
+    specs.push({ name, shape, dtype: values instanceof Int32Array ? 'int32' : 'float32' });
+    data.push(Buffer.from(values.buffer));
+    nodes.push({ name, op: 'Const', attr: { dtype: { type: values instanceof Int32Array ? 'DT_INT32' : 'DT_FLOAT' }, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: shape.map((d) => ({ size: String(d) })) } } } } });
+    return name;
+  };
+  const list = (values: number[]) => ({ list: { i: values.map(String) } });
+  const channels = new Map<string, number>([['inputs', 3]]);
+  const conv = (name: string, x: string, out: number, kernel: number, stride: number, depthwise: boolean, relu6: boolean) => {
+    const inChannels = channels.get(x)!;
+    const filter = constant(`${name}/weights`, depthwise ? [kernel, kernel, inChannels, 1] : [kernel, kernel, inChannels, out],
+      randoms(kernel * kernel * inChannels * (depthwise ? 1 : out), -1, 1).map((v) => v * Math.sqrt(3 / (kernel * kernel * (depthwise ? 1 : inChannels)))));
+    const bias = constant(`${name}/bias`, [out], randoms(out, -0.2, 0.2));
+    let input = x;
+    let padding = 'SAME';
+    if (explicitPad && stride === 2) {
+      const side = channels.get(`${x}#side`) ?? resolution;
+      const pads = constant(`${name}/paddings`, [4, 2], Int32Array.of(0, 0, 1 - (side % 2), 1, 1 - (side % 2), 1, 0, 0));
+      input = `${name}/Pad`;
+      nodes.push({ name: input, op: 'Pad', input: [x, pads], attr: { T: { type: 'DT_FLOAT' } } });
+      padding = 'VALID';
+    }
+    nodes.push({
+      name, op: depthwise ? 'FusedDepthwiseConv2dNative' : '_FusedConv2D', input: [input, filter, bias],
+      attr: { strides: list([1, stride, stride, 1]), dilations: list([1, 1, 1, 1]), padding: { s: b64(padding) }, data_format: { s: b64('NHWC') }, num_args: { i: '1' },
+        fused_ops: { list: { s: [b64('BiasAdd'), ...(relu6 ? [b64('Relu6')] : [])] } }, T: { type: 'DT_FLOAT' } },
+    });
+    channels.set(name, out);
+    channels.set(`${name}#side`, Math.ceil((channels.get(`${x}#side`) ?? resolution) / stride));
+    return name;
+  };
+  nodes.push({ name: 'inputs', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: [{ size: '-1' }, { size: String(resolution) }, { size: String(resolution) }, { size: '3' }] } } } });
+  let x = conv('MobilenetV2/Conv', 'inputs', makeDivisible(32 * width), 3, 2, false, true);
+  let id = 0;
+  for (const [t, c, n, s] of SETTINGS) {
+    const out = makeDivisible(c * width);
+    for (let i = 0; i < n; i++, id++) {
+      const scope = `MobilenetV2/expanded_conv${id ? `_${id}` : ''}`;
+      const stride = i === 0 ? s : 1;
+      const inp = channels.get(x)!;
+      let y = t === 1 ? x : conv(`${scope}/expand`, x, inp * t, 1, 1, false, true);
+      y = conv(`${scope}/depthwise`, y, channels.get(y)!, 3, stride, true, true);
+      y = conv(`${scope}/project`, y, out, 1, 1, false, false);
+      if (stride === 1 && inp === out) {
+        nodes.push({ name: `${scope}/add`, op: 'AddV2', input: [x, y], attr: { T: { type: 'DT_FLOAT' } } });
+        channels.set(`${scope}/add`, out);
+        channels.set(`${scope}/add#side`, channels.get(`${y}#side`)!);
+        y = `${scope}/add`;
+      }
+      x = y;
+    }
+  }
+  x = conv('MobilenetV2/Conv_1', x, makeDivisible(1280 * Math.max(1, width)), 1, 1, false, true);
+  nodes.push({ name: 'MobilenetV2/Logits/AvgPool', op: 'Mean', input: [x, constant('MobilenetV2/Logits/axes', [2], Int32Array.of(1, 2))], attr: { keep_dims: { b: false }, T: { type: 'DT_FLOAT' }, Tidx: { type: 'DT_INT32' } } });
+  x = 'MobilenetV2/Logits/AvgPool';
+  let features = channels.get('MobilenetV2/Conv_1')!;
+  const dense = (name: string, units: number, activation?: string) => {
+    const weight = constant(`${name}/kernel`, [features, units], randoms(features * units, -1, 1).map((v) => v * Math.sqrt(3 / features)));
+    const bias = constant(`${name}/bias`, [units], randoms(units, -0.5, 0.5));
+    nodes.push({ name, op: '_FusedMatMul', input: [x, weight, bias], attr: { transpose_a: { b: false }, transpose_b: { b: false }, num_args: { i: '1' },
+      fused_ops: { list: { s: [b64('BiasAdd'), ...(activation ? [b64(activation)] : [])] } }, T: { type: 'DT_FLOAT' } } });
+    x = name;
+    features = units;
+  };
+  head.forEach(({ units, activation }, i) => dense(`dense_${i}/MatMul`, units, activation === 'relu' ? 'Relu' : 'Relu6'));
+  dense('logits/MatMul', classes);
+  nodes.push({ name: 'Identity', op: 'Softmax', input: [x], attr: { T: { type: 'DT_FLOAT' } } });
+  return {
+    'model.json': JSON.stringify({ format: 'graph-model', generatedBy: '2.15.0', convertedBy: 'TensorFlow.js Converter v4.22.0', modelTopology: { node: nodes, versions: { producer: 1482 } }, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: specs }] }),
+    'group1-shard1of1.bin': Buffer.concat(data),
+  };
+}
+
+describe('TF-Hub MobileNetV2 feature vectors with a dense head, converted to TensorFlow.js graph models', () => {
+  beforeAll(() => useTfjsBackend('wasm'));
+
+  const CASES = [
+    { width: 1.4, resolution: 224, head: [], classes: 20, explicitPad: false },
+    { width: 0.5, resolution: 160, head: [{ units: 64, activation: 'relu' }], classes: 5, explicitPad: true },
+  ] as const;
+
+  it.each(CASES)('width $width at $resolution ($head.length hidden layers, Pad before VALID: $explicitPad) gives the converter\'s own executor\'s logits', async ({ width, resolution, head, classes, explicitPad }) => {
+    const files = tfjsGraphModel(width, resolution, head, classes, explicitPad);
+    const entry = classifierEntry(`hub_${width}_${resolution}`, { format: 'tfjs-graph', weights: '.', preprocessing: { scale: 1 / 255 } }, files, classes);
+    expect([entry.alpha, entry.build().input.shape[1], entry.build().classes]).toEqual([width, resolution, classes]);
+    const { model, weights, normalization } = loadWeights(entry);
+    const json = JSON.parse(files['model.json'] as string);
+    const shard = files['group1-shard1of1.bin'] as Buffer;
+    const reference = await loadGraphModel({ load: async () => ({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: shard.buffer.slice(shard.byteOffset, shard.byteOffset + shard.length) as ArrayBuffer }) });
+    const input = pixels(resolution);
+    const x = tf.tidy(() => tf.div(tf.tensor(Float32Array.from(input), [1, resolution, resolution, 3]), 255));
+    const y = reference.execute(x, 'logits/MatMul') as tf.Tensor;
+    const expected = await y.data();
+    tf.dispose([x, y]);
+    const scale = Math.max(...Array.from(expected, Math.abs));
+    for (const engineName of ENGINE_NAMES) {
+      const engine = await loadEngine(engineName, { ...model.graph, outputs: [model.logits.name] }, weights, { threads: 1, tfjsBackend: 'wasm' });
+      const ours = (await engine.run({ data: normalize(input, normalization), batch: 1 })).get(model.logits.name)!;
+      await engine.dispose();
+      const difference = maxDifference(ours, expected);
+      console.log(`graph model ${width}/${resolution}, ${engineName}: largest logit ${scale.toFixed(3)}, max difference ${difference.toExponential(2)}`);
+      expect(difference, engineName).toBeLessThan(1e-4 * Math.max(1, scale));
+    }
+    reference.dispose();
   });
 });
 

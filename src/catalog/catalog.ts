@@ -13,6 +13,7 @@ import {
   normalizationOf, WeightImportError,
   type CropPolicy, type FileWeights, type ImportedWeights, type InputNormalization, type InputQuantization,
 } from '../weights/common.js';
+import { readGraphClassifier } from '../weights/tfjs/graph-classifier.js';
 import { readLayersClassifier } from '../weights/tfjs/layers-model.js';
 import { importSsdWeights } from '../weights/tfjs/import-ssd.js';
 import { readOnnxClassifier } from '../weights/onnx/classifier.js';
@@ -72,6 +73,7 @@ const MODEL_DIR_PREFIX = '@models/';
 const CLASSIFIER_READERS: Partial<Record<WeightFormat, (path: string) => FileClassifier>> = {
   tflite: (path) => readTfliteClassifier(readFileSync(path)),
   'tfjs-layers': readLayersClassifier,
+  'tfjs-graph': readGraphClassifier,
   onnx: (path) => readOnnxClassifier(readFileSync(path)),
 };
 const FORMATS_BY_TASK: Record<Task, readonly WeightFormat[]> = {

@@ -10,12 +10,25 @@ export interface NamedTensor {
   values: Float32Array;
 }
 
+/** A string attribute: base64 in newer converter output, char codes in older. */
+export type AttrString = string | number[];
+
 export interface GraphNodeDef {
   name: string;
   op: string;
   input?: string[];
-  attr?: Record<string, { f?: number; i?: string; s?: string | number[] }>;
+  attr?: Record<string, {
+    f?: number;
+    i?: string;
+    b?: boolean;
+    s?: AttrString;
+    list?: { i?: string[]; s?: AttrString[] };
+    shape?: { dim?: { size?: string }[] };
+  }>;
 }
+
+export const attrString = (s: AttrString | undefined): string | undefined =>
+  s === undefined ? undefined : Array.isArray(s) ? String.fromCharCode(...s) : Buffer.from(s, 'base64').toString('latin1');
 
 export interface TfjsGraphModel {
   tensors: Map<string, NamedTensor>;
