@@ -6,6 +6,7 @@ import { ApiError, apiErrorOf, ERROR_CODES, errorBody, type ErrorCode } from './
 import { requestIdOf, requestLifetime } from './http/lifetime.js';
 import configPlugin from './http/plugins/config.js';
 import drainPlugin from './http/plugins/drain.js';
+import managerPlugin from './http/plugins/manager.js';
 import metricsPlugin from './http/plugins/metrics.js';
 import modelsPlugin from './http/plugins/models.js';
 import pipelinePlugin from './http/plugins/pipeline.js';
@@ -14,6 +15,7 @@ import { classifyRoute } from './http/routes/classify.js';
 import { demoRoutes } from './http/routes/demo.js';
 import { detectRoute } from './http/routes/detect.js';
 import { docsRoutes } from './http/routes/docs.js';
+import { repositoryRoutes } from './http/routes/repository.js';
 import { segmentRoute } from './http/routes/segment.js';
 import { systemRoutes } from './http/routes/system.js';
 
@@ -54,6 +56,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(metricsPlugin);
   await app.register(modelsPlugin, { config });
   await app.register(poolPlugin, { config });
+  await app.register(managerPlugin, { config });
   await app.register(pipelinePlugin, { config });
   await app.register(drainPlugin);
   await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs });
@@ -87,6 +90,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(classifyRoute);
   await app.register(detectRoute);
   await app.register(segmentRoute);
+  await app.register(repositoryRoutes);
   // Pages for people (API docs, demo); outside the API contract.
   await app.register(docsRoutes);
   await app.register(demoRoutes);

@@ -202,6 +202,7 @@ export interface IndexedModel {
   version?: number;
   entry?: CatalogEntry;
   problem?: string;
+  configFile(version: number): string;
 }
 
 /**
@@ -211,7 +212,7 @@ export interface IndexedModel {
 export function indexRepository(repository: string, modelDir: string): IndexedModel[] {
   const indexed = listRepository(repository).map((model): IndexedModel & { isDefault: boolean } => {
     const version = servedVersion(model);
-    const base = { name: model.name, versions: model.versions, version, isDefault: model.isDefault };
+    const base = { name: model.name, versions: model.versions, version, isDefault: model.isDefault, configFile: model.configFile };
     if (version === undefined) return { ...base, problem: `model.yaml pins version ${model.pinned}, which has no config` };
     try {
       return { ...base, entry: entryOf({ name: model.name, version, configFile: model.configFile(version) }, modelDir) };

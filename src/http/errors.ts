@@ -3,8 +3,8 @@
 // into a code, a status and headers.
 import { ImageError, type ImageProblem } from '../decode/decode.js';
 import { ClientGoneError, DeadlineExceededError } from '../pipeline/lifetime.js';
-import { UnknownModelError } from '../pipeline/models.js';
-import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
+import { ModelNotLoadedError, UnknownModelError } from '../pipeline/models.js';
+import { ModelLoadError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
 
 export const ERROR_CODES = {
   invalid_request: 400,
@@ -12,6 +12,9 @@ export const ERROR_CODES = {
   invalid_multipart: 400,
   unknown_model: 400,
   cancelled: 400,
+  load_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   body_too_large: 413,
   image_too_large: 413,
@@ -22,6 +25,7 @@ export const ERROR_CODES = {
   not_ready: 503,
   worker_failed: 503,
   deadline_exceeded: 503,
+  model_not_loaded: 503,
   internal_error: 500,
 } as const;
 
@@ -56,6 +60,8 @@ export function apiErrorOf(err: unknown): ApiError | undefined {
   const as = (code: ErrorCode, headers?: Record<string, string>) => new ApiError(code, err.message, headers);
   if (err instanceof ImageError) return as(IMAGE_CODES[err.problem]);
   if (err instanceof UnknownModelError) return as('unknown_model');
+  if (err instanceof ModelNotLoadedError) return as('model_not_loaded');
+  if (err instanceof ModelLoadError) return as('load_failed');
   if (err instanceof DeadlineExceededError) return as('deadline_exceeded');
   if (err instanceof ClientGoneError || err instanceof TaskAbortedError) return as('cancelled');
   if (err instanceof QueueFullError) return as('queue_full', { 'retry-after': String(err.retryAfterSeconds) });

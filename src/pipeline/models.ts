@@ -106,13 +106,14 @@ export class ModelNotLoadedError extends Error {}
 
 /**
  * The loaded models, in the order they were first loaded (the first of each task is its default).
- * A reload replaces a model in place; `known` says which names the repository has, so that a
- * request for one of them that is not loaded is told so rather than that it does not exist.
+ * A reload replaces a model in place.
  */
 export class ModelRegistry {
   private readonly loaded: ModelInfo[];
+  /** Why a model the repository has is not loaded; undefined for a name it does not have. */
+  whyNotLoaded: (name: string) => string | undefined = () => undefined;
 
-  constructor(models: readonly ModelInfo[], private readonly known: (name: string) => string | undefined = () => undefined) {
+  constructor(models: readonly ModelInfo[]) {
     this.loaded = [...models];
   }
 
@@ -141,7 +142,7 @@ export class ModelRegistry {
     const candidates = this.loaded.filter((m) => m.task === task);
     const model = name === undefined ? candidates[0] : candidates.find((m) => m.name === name);
     if (!model) {
-      const why = name === undefined || this.get(name) ? undefined : this.known(name);
+      const why = name === undefined || this.get(name) ? undefined : this.whyNotLoaded(name);
       if (why !== undefined) throw new ModelNotLoadedError(`model '${name}' is in the repository but not loaded: ${why}`);
       const loaded = candidates.map((m) => m.name).join(', ') || 'none';
       throw new UnknownModelError(`no ${task} model named '${name ?? '(default)'}'; loaded ${task} models: ${loaded}`);

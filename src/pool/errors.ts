@@ -21,3 +21,6 @@ export class PoolClosedError extends PoolError {}
 
 /** The task's signal aborted without a reason of its own. */
 export class TaskAbortedError extends PoolError {}
+
+/** A worker could not load a model version (every worker keeps the version it had). */
+export class ModelLoadError extends PoolError {}

@@ -31,8 +31,18 @@ export interface InferTask<R extends TaskRequest = TaskRequest> {
  */
 export type Fault = { kind: 'throw' | 'exit' | 'hang' | 'fail' } | { kind: 'delay'; ms: number };
 
+/**
+ * Changing a worker's models, in two phases so that every worker swaps or none does: `prepare`
+ * loads and warms a version beside the one serving, `commit` makes it serve (the old one is
+ * released once the task running on it is done), `abort` drops it; `unload` releases a model.
+ */
+export type ModelAction =
+  | { kind: 'prepare'; ref: ModelRef }
+  | { kind: 'commit' | 'abort' | 'unload'; name: string };
+
 export type ToWorker =
   | { type: 'infer'; id: number; task: InferTask; fault?: Fault }
+  | { type: 'models'; id: number; action: ModelAction }
   /** Release every engine and end the thread. */
   | { type: 'close' };
 
@@ -46,4 +56,6 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'loadFailed'; message: string }
   | { type: 'result'; id: number; output: TaskOutput; inferenceMs: number; variants: VariantsHeld }
-  | { type: 'failed'; id: number; message: string; variants: VariantsHeld };
+  | { type: 'failed'; id: number; message: string; variants: VariantsHeld }
+  /** The answer to a `models` message: done, or why not. */
+  | { type: 'models'; id: number; error?: string };

@@ -4,9 +4,9 @@
 // the task it held fails.
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import type { OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
-import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
-import type { Fault, FromWorker, InferTask, ToWorker, VariantsHeld, WorkerConfig } from './messages.js';
+import type { ModelRef, OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
+import { ModelLoadError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
+import type { Fault, FromWorker, InferTask, ModelAction, ToWorker, VariantsHeld, WorkerConfig } from './messages.js';
 
 export interface PoolOptions {
   size: number;
@@ -58,6 +58,8 @@ interface Slot {
   stopReason?: RestartReason;
   /** As of its last answer. */
   variants: VariantsHeld;
+  /** Model changes sent and not yet answered, by message id. */
+  changes: Map<number, { resolve(): void; reject(err: Error): void }>;
 }
 
 // Run from source (tests, `npm start`) the worker is TypeScript. Node 20 does not pass the
@@ -80,6 +82,9 @@ export class WorkerPool extends EventEmitter {
   private nextId = 1;
   private closing = false;
   private nextFault?: Fault;
+  private nextChangeId = 1;
+  /** Model changes run one at a time: each is a sequence of messages to every worker. */
+  private changing: Promise<unknown> = Promise.resolve();
   /** Moving average of seconds per task, for the retry estimate of a full queue. */
   private serviceSeconds = 0.05;
   restarts = 0;
@@ -220,7 +225,7 @@ export class WorkerPool extends EventEmitter {
 
   private spawn(): Promise<void> {
     const worker = createWorker(this.options.worker);
-    const slot: Slot = { worker, loaded: false, ready: false, variants: { count: 0, bytes: 0 } };
+    const slot: Slot = { worker, loaded: false, ready: false, variants: { count: 0, bytes: 0 }, changes: new Map() };
     this.slots.add(slot);
     return new Promise<void>((resolveReady, rejectReady) => {
       worker.on('message', (message: FromWorker) => {
@@ -234,6 +239,13 @@ export class WorkerPool extends EventEmitter {
             rejectReady(new Error(`worker failed to load models: ${message.message}`));
             void worker.terminate();
             break;
+          case 'models': {
+            const change = slot.changes.get(message.id);
+            slot.changes.delete(message.id);
+            if (message.error === undefined) change?.resolve();
+            else change?.reject(new ModelLoadError(message.error));
+            break;
+          }
           case 'result':
           case 'failed': {
             slot.variants = message.variants;
@@ -261,6 +273,8 @@ export class WorkerPool extends EventEmitter {
       });
       worker.on('exit', (code) => {
         this.slots.delete(slot);
+        for (const change of slot.changes.values()) change.reject(new ModelLoadError(`a worker stopped (exit code ${code}) while changing its models`));
+        slot.changes.clear();
         this.failTask(this.settle(slot), `the worker stopped (exit code ${code})`);
         if (!slot.loaded) rejectReady(new Error(`worker exited with code ${code} before it was ready`));
         if (!this.closing && slot.loaded) {
@@ -270,6 +284,62 @@ export class WorkerPool extends EventEmitter {
           this.spawn().catch((err: Error) => this.emit('workerError', err));
         }
       });
+    });
+  }
+
+  private change(slot: Slot, action: ModelAction): Promise<void> {
+    const id = this.nextChangeId++;
+    return new Promise<void>((resolve, reject) => {
+      slot.changes.set(id, { resolve, reject });
+      const message: ToWorker = { type: 'models', id, action };
+      slot.worker.postMessage(message);
+    });
+  }
+
+  /** Runs model changes one after another, whatever became of the one before. */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.changing.then(work, work);
+    this.changing = next.catch(() => {});
+    return next;
+  }
+
+  /** Tasks queued or running for a model. */
+  private pendingFor(name: string): number {
+    return this.queue.filter((p) => p.task.model === name).length + [...this.slots].filter((s) => s.current?.task.model === name).length;
+  }
+
+  /**
+   * Loads a model version into every worker, or replaces the one they run: each loads and warms
+   * it beside the serving one, then all swap; if any cannot, none does, and the error says why.
+   * No task fails or waits for it: the old version serves until the swap. Workers started later
+   * load the new version.
+   */
+  loadModel(ref: ModelRef): Promise<void> {
+    return this.serially(async () => {
+      if (this.closing) throw new PoolClosedError('the service is shutting down');
+      const slots = [...this.slots].filter((s) => s.loaded);
+      const prepared = await Promise.allSettled(slots.map((slot) => this.change(slot, { kind: 'prepare', ref })));
+      const failed = prepared.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        await Promise.allSettled(slots.map((slot) => this.change(slot, { kind: 'abort', name: ref.name })));
+        throw failed.reason instanceof Error ? failed.reason : new ModelLoadError(String(failed.reason));
+      }
+      await Promise.all(slots.map((slot) => this.change(slot, { kind: 'commit', name: ref.name })));
+      const worker = this.options.worker;
+      worker.refs = { ...worker.refs, [ref.name]: ref };
+      if (!worker.models.includes(ref.name)) worker.models = [...worker.models, ref.name];
+    });
+  }
+
+  /** Unloads a model from every worker once no task for it is queued or running; the caller stops sending new ones first. */
+  unloadModel(name: string): Promise<void> {
+    return this.serially(async () => {
+      while (this.pendingFor(name) > 0) await new Promise((r) => setTimeout(r, 10));
+      const worker = this.options.worker;
+      worker.models = worker.models.filter((m) => m !== name);
+      const { [name]: _, ...refs } = worker.refs ?? {};
+      worker.refs = refs;
+      await Promise.all([...this.slots].filter((s) => s.loaded).map((slot) => this.change(slot, { kind: 'unload', name })));
     });
   }
 

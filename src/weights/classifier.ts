@@ -93,20 +93,20 @@ function mismatch(node: Node<Conv2dOp>, side: number, layer: FileLayer): string 
   return undefined;
 }
 
-/** The first reason the file's layers are not this graph's, or undefined when they are. */
-function firstMismatch(graph: Graph, file: FileClassifier): string | undefined {
+/** The first reason the file's layers are not this graph's, and how many layers agreed before it; undefined when they all do. */
+function firstMismatch(graph: Graph, file: FileClassifier): { why: string; agreed: number } | undefined {
   const convs = convsOf(graph);
   const layers = [...file.backbone, ...file.head];
   const head = convs.filter((c) => c.head).length;
   if (convs.length !== layers.length || head !== file.head.length) {
-    return `graph ${graph.name} has ${convs.length - head} convolutions and ${head} head layers but the file has ${file.backbone.length} and ${file.head.length}`;
+    return { agreed: -1, why: `graph ${graph.name} has ${convs.length - head} convolutions and ${head} head layers but the file has ${file.backbone.length} and ${file.head.length}` };
   }
   for (const [i, { node, inputSide }] of convs.entries()) {
     const why = mismatch(node, inputSide, layers[i]!);
-    if (why) return why;
+    if (why) return { why, agreed: i };
   }
   const adds = graph.nodes.filter((n) => n.kind === 'add').length;
-  if (adds !== file.adds) return `graph ${graph.name} has ${adds} residual additions but the file has ${file.adds}`;
+  if (adds !== file.adds) return { agreed: convs.length, why: `graph ${graph.name} has ${adds} residual additions but the file has ${file.adds}` };
   return undefined;
 }
 
@@ -137,30 +137,22 @@ export function classifierArchitecture(file: FileClassifier, stated: StatedArchi
   });
   const first = file.backbone[0] ? sizes(file.backbone[0]).O : fail(where, 'the file has no convolution');
   const last = sizes(file.backbone.at(-1)!).O;
-  const attempt = (alpha: number, padding: PaddingConvention) => {
+  const attempts = (alphas: readonly number[]) => alphas.flatMap((alpha) => PADDING_CONVENTIONS.map((padding) => {
     const architecture = { alpha, resolution, classes, hidden, padding };
-    return { architecture, why: firstMismatch(mobileNetV2Classifier(architecture).graph, file) };
-  };
-  const search = (alphas: readonly number[]) => {
-    for (const alpha of alphas.filter((a) => firstConvChannels(a) === first && lastConvChannels(a) === last)) {
-      for (const padding of PADDING_CONVENTIONS) {
-        const tried = attempt(alpha, padding);
-        if (!tried.why) return tried.architecture;
-      }
-    }
-    return undefined;
-  };
-  const found = search(WIDTH_MULTIPLIERS);
+    return { architecture, mismatch: firstMismatch(mobileNetV2Classifier(architecture).graph, file) };
+  }));
+  /** The attempt that got furthest, to say which layer disagrees. */
+  const closest = (tried: ReturnType<typeof attempts>) => tried.reduce((best, t) => ((t.mismatch?.agreed ?? 0) > (best.mismatch?.agreed ?? 0) ? t : best));
+  const candidates = attempts(WIDTH_MULTIPLIERS.filter((a) => firstConvChannels(a) === first && lastConvChannels(a) === last));
+  const found = candidates.find((t) => !t.mismatch)?.architecture;
   if (stated.alpha !== undefined && stated.alpha !== found?.alpha) {
-    const why = PADDING_CONVENTIONS.map((p) => attempt(stated.alpha!, p).why).find(Boolean);
     fail(where, `architecture.alpha is ${stated.alpha} but ${found ? `the weights have width ${found.alpha}` : 'the weights fit no width'}` +
-      ` (Conv1 has ${first} channels, width ${stated.alpha} gives ${firstConvChannels(stated.alpha)}; ${why})`);
+      ` (Conv1 has ${first} channels, width ${stated.alpha} gives ${firstConvChannels(stated.alpha)}; ${closest(attempts([stated.alpha])).mismatch!.why})`);
   }
   if (!found) {
-    // Name the first layer that disagrees under the width the first convolution suggests.
-    const near = WIDTH_MULTIPLIERS.find((a) => firstConvChannels(a) === first);
-    const why = near === undefined ? '' : `; at width ${near}: ${attempt(near, 'same').why}`;
-    fail(where, `the layers fit no MobileNetV2 width (${WIDTH_MULTIPLIERS.join(', ')}): the first convolution has ${first} channels and the last ${last}${why}`);
+    const near = candidates.length ? closest(candidates) : undefined;
+    fail(where, `the layers fit no MobileNetV2 width (${WIDTH_MULTIPLIERS.join(', ')}): the first convolution has ${first} channels and the last ${last}` +
+      `${near ? `; at width ${near.architecture.alpha} with ${near.architecture.padding} padding: ${near.mismatch!.why}` : ''}`);
   }
   return found!;
 }
@@ -170,8 +162,8 @@ export function importClassifier(graph: Graph, file: FileClassifier): FileWeight
   const refuse = (message: string): never => {
     throw new WeightImportError(message);
   };
-  const why = firstMismatch(graph, file);
-  if (why) refuse(why);
+  const mismatched = firstMismatch(graph, file);
+  if (mismatched) refuse(mismatched.why);
   if (file.unused.length) refuse(`tensors no layer of graph ${graph.name} uses: ${file.unused.slice(0, 5).join(', ')}${file.unused.length > 5 ? ', ...' : ''}`);
   const weights = new Map<string, Float32Array>();
   const layers = [...file.backbone, ...file.head];

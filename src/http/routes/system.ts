@@ -78,6 +78,14 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
     const variants = pool.variantsHeld;
     metrics.variantBytes.set(variants.bytes);
     metrics.variantEngines.set(variants.count);
+    // What is loaded now: series of unloaded models and replaced versions go.
+    for (const gauge of [metrics.modelLoaded, metrics.modelParameters, metrics.modelMultiplyAdds]) gauge.reset();
+    for (const m of models.models) {
+      const labels = { model: m.name, version: String(m.version) };
+      metrics.modelLoaded.set({ ...labels, task: m.task }, 1);
+      metrics.modelParameters.set(labels, m.params);
+      metrics.modelMultiplyAdds.set(labels, m.multiplyAdds);
+    }
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
