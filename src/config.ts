@@ -17,6 +17,8 @@ export interface Config {
   pollSeconds: number;
   /** The management API's bearer token; unset, the API is off. */
   adminToken?: string;
+  /** Memory each worker may give its models (weights and activations); unset, every worker loads every model. */
+  workerMemoryBytes?: number;
   engine: EngineName;
   /** ENGINE=tfjs only: tfjs-node ('tensorflow') or wasm; 'auto' takes tfjs-node when it loads. */
   tfjsBackend: TfjsBackendChoice;
@@ -114,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     models,
     pollSeconds: integer(env, 'MODEL_REPOSITORY_POLL_S', 0, 0),
     adminToken: env.ADMIN_TOKEN || undefined,
+    workerMemoryBytes: env.WORKER_MEMORY_MB ? integer(env, 'WORKER_MEMORY_MB', 0, 1) * 1024 * 1024 : undefined,
     engine: oneOf(env, 'ENGINE', ENGINE_NAMES, 'onnx'),
     tfjsBackend: oneOf(env, 'TFJS_BACKEND', TFJS_BACKENDS, 'auto'),
     split: splitFactors(env.MEMORY_SPLIT, models),

@@ -4,7 +4,7 @@
 import { ImageError, type ImageProblem } from '../decode/decode.js';
 import { ClientGoneError, DeadlineExceededError } from '../pipeline/lifetime.js';
 import { ModelNotLoadedError, UnknownModelError } from '../pipeline/models.js';
-import { ModelLoadError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
+import { ModelLoadError, ModelNotHeldError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
 
 export const ERROR_CODES = {
   invalid_request: 400,
@@ -60,7 +60,7 @@ export function apiErrorOf(err: unknown): ApiError | undefined {
   const as = (code: ErrorCode, headers?: Record<string, string>) => new ApiError(code, err.message, headers);
   if (err instanceof ImageError) return as(IMAGE_CODES[err.problem]);
   if (err instanceof UnknownModelError) return as('unknown_model');
-  if (err instanceof ModelNotLoadedError) return as('model_not_loaded');
+  if (err instanceof ModelNotLoadedError || err instanceof ModelNotHeldError) return as('model_not_loaded');
   if (err instanceof ModelLoadError) return as('load_failed');
   if (err instanceof DeadlineExceededError) return as('deadline_exceeded');
   if (err instanceof ClientGoneError || err instanceof TaskAbortedError) return as('cancelled');

@@ -7,7 +7,9 @@ import { entryOf, indexRepository } from '../catalog/catalog.js';
 import type { EngineName } from '../engine/engine.js';
 import { ModelLoadError } from '../pool/errors.js';
 import type { WorkerPool } from '../pool/pool.js';
+import type { Task } from '../tasks.js';
 import { describeModel, refOf, UnknownModelError, type ModelRegistry } from './models.js';
+import { placeOne } from './placement.js';
 
 /** Triton's model states. */
 export type ModelState = 'READY' | 'LOADING' | 'UNLOADING' | 'UNAVAILABLE';
@@ -26,6 +28,8 @@ export interface ModelManagerOptions {
   split: Record<string, number>;
   pool: WorkerPool;
   registry: ModelRegistry;
+  /** WORKER_MEMORY_MB: what each worker may give its models; unset, every worker loads every model. */
+  workerMemoryBytes?: number;
   /** Told of every load and unload, and of every failure (the log). */
   onChange?: (event: { name: string; version?: number; action: 'load' | 'unload'; error?: string }) => void;
 }
@@ -36,14 +40,14 @@ type Note = { state: 'LOADING' | 'UNLOADING' | 'UNAVAILABLE'; reason: string };
 export class ModelManager {
   /** By model, then version: what the last load or unload left. */
   private readonly notes = new Map<string, Map<number, Note>>();
-  /** What last happened to each model, for a request that asks for it while it is not loaded. */
-  private readonly last = new Map<string, string>();
+  /** What last happened to each model that is not serving, and its task if known, for a request that asks for it. */
+  private readonly last = new Map<string, { reason: string; task?: Task }>();
   /** One change at a time per model. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private poller?: NodeJS.Timeout;
 
   constructor(private readonly options: ModelManagerOptions) {
-    options.registry.whyNotLoaded = (name) => this.whyNotLoaded(name);
+    options.registry.whyNotLoaded = (name, task) => this.whyNotLoaded(name, task);
   }
 
   private note(name: string, version: number, note: Note | undefined): void {
@@ -53,11 +57,14 @@ export class ModelManager {
     this.notes.set(name, versions);
   }
 
-  /** A reason when the repository has the model but it is not loaded; undefined for a name it does not have. */
-  whyNotLoaded(name: string): string | undefined {
-    const model = indexRepository(this.options.repository, this.options.modelDir).find((m) => m.name === name);
-    if (!model) return undefined;
-    return this.last.get(name) ?? model.problem ?? 'never loaded (load it with POST /v2/repository/models/{name}/load)';
+  /**
+   * Why a model of `task` that was loaded (or asked to load) is not serving now: unloaded, its
+   * load failed, or it is loading. Undefined for one never loaded (a request for it is then told
+   * no such model is loaded, as for any name).
+   */
+  whyNotLoaded(name: string, task: Task): string | undefined {
+    const last = this.last.get(name);
+    return last && (last.task === undefined || last.task === task) ? last.reason : undefined;
   }
 
   /** Every version of every model of the repository with its state; `ready` keeps only those serving. */
@@ -96,19 +103,23 @@ export class ModelManager {
         throw new ModelLoadError(`model '${name}' has no version ${target ?? '(none served)'}; versions: ${model.versions.join(', ') || 'none'}`);
       }
       this.note(name, target, { state: 'LOADING', reason: 'loading' });
+      if (!this.options.registry.get(name)) this.last.set(name, { reason: `version ${target} is loading`, task: model.entry?.task });
       try {
         const { engine, split, pool, registry } = this.options;
         const info = describeModel(entryOf({ name, version: target, configFile: model.configFile(target) }, this.options.modelDir), { engine, split: split[name] });
-        await pool.loadModel(refOf(info));
+        const sizes = new Map(registry.models.map((m) => [m.name, m.memoryBytes]));
+        const workers = placeOne({ name, bytes: info.memoryBytes }, pool.placement, sizes, this.options.workerMemoryBytes);
+        await pool.loadModel(refOf(info), workers);
         registry.set(info);
         this.note(name, target, undefined);
+        this.last.delete(name);
         this.options.onChange?.({ name, version: target, action: 'load' });
         return target;
       } catch (err) {
         // Whatever reading a model's files throws (a damaged file trips its parser anywhere) is the model's failure to load.
         const reason = err instanceof Error ? err.message : String(err);
         this.note(name, target, { state: 'UNAVAILABLE', reason: `load failed: ${reason}` });
-        this.last.set(name, `version ${target} failed to load: ${reason}`);
+        if (!this.options.registry.get(name)) this.last.set(name, { reason: `version ${target} failed to load: ${reason}`, task: this.last.get(name)?.task });
         this.options.onChange?.({ name, version: target, action: 'load', error: reason });
         throw new ModelLoadError(`model '${name}' version ${target} did not load${this.options.registry.get(name) ? ' (the loaded version keeps serving)' : ''}: ${reason}`);
       }
@@ -127,7 +138,7 @@ export class ModelManager {
       this.options.registry.remove(name);
       await this.options.pool.unloadModel(name);
       this.note(name, loaded.version, { state: 'UNAVAILABLE', reason: 'unloaded' });
-      this.last.set(name, `version ${loaded.version} was unloaded`);
+      this.last.set(name, { reason: `version ${loaded.version} was unloaded`, task: loaded.task });
       this.options.onChange?.({ name, version: loaded.version, action: 'unload' });
     });
   }

@@ -8,6 +8,7 @@ import { STRATEGIES, strategyMultiplyAdds, type DeepLabHead, type Strategy } fro
 import { OUTPUT_STRIDES, type OutputStride } from '../model/mobilenet-v2.js';
 import { splitGraph } from '../model/split.js';
 import { Labels } from '../render/labels.js';
+import { modelBytes } from './placement.js';
 import type { ModelRef, Task, TaskRequest } from '../tasks.js';
 
 export type SegmentationSetting = `${OutputStride}/${Strategy}`;
@@ -31,6 +32,8 @@ export interface ModelInfo {
   multiplyAdds: number;
   /** Under the schedule the engine runs: with `split` > 1, the memory-efficient one. */
   peakActivationBytes: number;
+  /** What a worker's engine holds for it: float32 parameters and peak activations (placement.ts). */
+  memoryBytes: number;
   /** The engine that runs it and the split factor of memory-efficient inference (1 = off). */
   engine: EngineName;
   split: number;
@@ -48,6 +51,8 @@ export function describeModel(entry: CatalogEntry, serving: { engine: EngineName
   const built = entry.build();
   const cost = costOf(built.graph);
   const split = serving.split ?? 1;
+  // Parameters and multiply-adds are the model's own (the split adds only zero biases and moves no work).
+  const peakActivationBytes = split === 1 ? cost.peakActivationBytes : costOf(splitGraph(built.graph, split)).peakActivationBytes;
   let labels: Labels;
   try {
     labels = Labels.read(entry.labels, entry.labelOffset);
@@ -72,8 +77,8 @@ export function describeModel(entry: CatalogEntry, serving: { engine: EngineName
     classes: built.classes,
     params: cost.params,
     multiplyAdds: cost.multiplyAdds,
-    // Parameters and multiply-adds are the model's own (the split adds only zero biases and moves no work).
-    peakActivationBytes: split === 1 ? cost.peakActivationBytes : costOf(splitGraph(built.graph, split)).peakActivationBytes,
+    peakActivationBytes,
+    memoryBytes: modelBytes({ params: cost.params, peakActivationBytes }),
     engine: serving.engine,
     split,
     labels,
@@ -110,8 +115,8 @@ export class ModelNotLoadedError extends Error {}
  */
 export class ModelRegistry {
   private readonly loaded: ModelInfo[];
-  /** Why a model the repository has is not loaded; undefined for a name it does not have. */
-  whyNotLoaded: (name: string) => string | undefined = () => undefined;
+  /** Why a model of the task that was loaded is not now (unloaded, its load failed); undefined otherwise. */
+  whyNotLoaded: (name: string, task: Task) => string | undefined = () => undefined;
 
   constructor(models: readonly ModelInfo[]) {
     this.loaded = [...models];
@@ -142,7 +147,7 @@ export class ModelRegistry {
     const candidates = this.loaded.filter((m) => m.task === task);
     const model = name === undefined ? candidates[0] : candidates.find((m) => m.name === name);
     if (!model) {
-      const why = name === undefined || this.get(name) ? undefined : this.whyNotLoaded(name);
+      const why = name === undefined || this.get(name) ? undefined : this.whyNotLoaded(name, task);
       if (why !== undefined) throw new ModelNotLoadedError(`model '${name}' is in the repository but not loaded: ${why}`);
       const loaded = candidates.map((m) => m.name).join(', ') || 'none';
       throw new UnknownModelError(`no ${task} model named '${name ?? '(default)'}'; loaded ${task} models: ${loaded}`);

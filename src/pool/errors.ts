@@ -24,3 +24,6 @@ export class TaskAbortedError extends PoolError {}
 
 /** A worker could not load a model version (every worker keeps the version it had). */
 export class ModelLoadError extends PoolError {}
+
+/** No worker holds the task's model (it was unloaded while the request was on its way). */
+export class ModelNotHeldError extends PoolError {}

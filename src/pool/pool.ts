@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { ModelRef, OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
-import { ModelLoadError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
+import { ModelLoadError, ModelNotHeldError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
 import type { Fault, FromWorker, InferTask, ModelAction, ToWorker, VariantsHeld, WorkerConfig } from './messages.js';
 
 export interface PoolOptions {
@@ -16,6 +16,8 @@ export interface PoolOptions {
   /** On close, how long a worker may take to release its engines and end before it is terminated. */
   closeTimeoutMs?: number;
   worker: WorkerConfig;
+  /** Per worker, the models of `worker.models` it loads; absent, every worker loads every model. */
+  assignment?: string[][];
 }
 
 export interface TaskResult<O extends TaskOutput = TaskOutput> {
@@ -47,6 +49,8 @@ interface Pending {
 }
 
 interface Slot {
+  /** Its place in the assignment: a replacement loads the same models. */
+  index: number;
   worker: Worker;
   /** Loaded its models once; a replacement is due when it stops. */
   loaded: boolean;
@@ -91,13 +95,22 @@ export class WorkerPool extends EventEmitter {
   /** Tasks by fate, for tests and the soak report. */
   readonly stats = { started: 0, completed: 0, failed: 0, dropped: 0, abandoned: 0 };
 
+  /** Per worker, the models it loads. */
+  private readonly assignment: string[][];
+
   constructor(private readonly options: PoolOptions) {
     super();
+    this.assignment = options.assignment?.map((models) => [...models]) ?? Array.from({ length: options.size }, () => [...options.worker.models]);
   }
 
   /** Starts every worker and resolves once all have loaded and warmed up their models. */
   async start(): Promise<void> {
-    await Promise.all(Array.from({ length: this.options.size }, () => this.spawn()));
+    await Promise.all(this.assignment.map((_, index) => this.spawn(index)));
+  }
+
+  /** Per worker, the models it holds now. */
+  get placement(): readonly (readonly string[])[] {
+    return this.assignment;
   }
 
   /** At least one worker can take work, and the pool is not closing. */
@@ -148,6 +161,9 @@ export class WorkerPool extends EventEmitter {
   private enqueue(task: InferTask, options: RunOptions): Promise<TaskResult> {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (!this.assignment.some((names) => names.includes(task.model))) {
+      return Promise.reject(new ModelNotHeldError(`no worker holds model ${task.model} (it was unloaded)`));
+    }
     try {
       this.checkCapacity();
     } catch (err) {
@@ -170,14 +186,15 @@ export class WorkerPool extends EventEmitter {
         };
         signal.addEventListener('abort', pending.onAbort, { once: true });
       }
-      const idle = this.idleSlot();
+      const idle = this.idleSlot(task.model);
       if (idle) this.dispatch(idle, pending);
       else this.queue.push(pending);
     });
   }
 
-  private idleSlot(): Slot | undefined {
-    return [...this.slots].find((s) => s.ready && !s.current);
+  /** An idle worker, one that holds `model` when given. */
+  private idleSlot(model?: string): Slot | undefined {
+    return [...this.slots].find((s) => s.ready && !s.current && (model === undefined || this.assignment[s.index]!.includes(model)));
   }
 
   private dispatch(slot: Slot, pending: Pending): void {
@@ -218,14 +235,18 @@ export class WorkerPool extends EventEmitter {
     return pending;
   }
 
+  /** Gives idle workers the oldest queued tasks they can run (a task waits for a worker holding its model). */
   private drain(): void {
-    let slot: Slot | undefined;
-    while (this.queue.length > 0 && (slot = this.idleSlot())) this.dispatch(slot, this.queue.shift()!);
+    for (let i = 0; i < this.queue.length && this.idleSlot(); ) {
+      const slot = this.idleSlot(this.queue[i]!.task.model);
+      if (slot) this.dispatch(slot, this.queue.splice(i, 1)[0]!);
+      else i++;
+    }
   }
 
-  private spawn(): Promise<void> {
-    const worker = createWorker(this.options.worker);
-    const slot: Slot = { worker, loaded: false, ready: false, variants: { count: 0, bytes: 0 }, changes: new Map() };
+  private spawn(index: number): Promise<void> {
+    const worker = createWorker({ ...this.options.worker, models: this.assignment[index]! });
+    const slot: Slot = { index, worker, loaded: false, ready: false, variants: { count: 0, bytes: 0 }, changes: new Map() };
     this.slots.add(slot);
     return new Promise<void>((resolveReady, rejectReady) => {
       worker.on('message', (message: FromWorker) => {
@@ -281,7 +302,7 @@ export class WorkerPool extends EventEmitter {
           const reason = slot.stopReason ?? 'exit';
           this.restarts++;
           this.emit('restart', reason);
-          this.spawn().catch((err: Error) => this.emit('workerError', err));
+          this.spawn(slot.index).catch((err: Error) => this.emit('workerError', err));
         }
       });
     });
@@ -309,15 +330,16 @@ export class WorkerPool extends EventEmitter {
   }
 
   /**
-   * Loads a model version into every worker, or replaces the one they run: each loads and warms
-   * it beside the serving one, then all swap; if any cannot, none does, and the error says why.
-   * No task fails or waits for it: the old version serves until the swap. Workers started later
-   * load the new version.
+   * Loads a model version into the given workers (default: all), or replaces the one they run:
+   * each loads and warms it beside the serving one, then all swap; if any cannot, none does, and
+   * the error says why. No task fails or waits for it: the old version serves until the swap.
+   * Workers that held the model and are not given unload it once its tasks there are done.
+   * Replacement workers load the new version.
    */
-  loadModel(ref: ModelRef): Promise<void> {
+  loadModel(ref: ModelRef, workers: readonly number[] = this.assignment.map((_, i) => i)): Promise<void> {
     return this.serially(async () => {
       if (this.closing) throw new PoolClosedError('the service is shutting down');
-      const slots = [...this.slots].filter((s) => s.loaded);
+      const slots = [...this.slots].filter((s) => s.loaded && workers.includes(s.index));
       const prepared = await Promise.allSettled(slots.map((slot) => this.change(slot, { kind: 'prepare', ref })));
       const failed = prepared.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) {
@@ -325,9 +347,14 @@ export class WorkerPool extends EventEmitter {
         throw failed.reason instanceof Error ? failed.reason : new ModelLoadError(String(failed.reason));
       }
       await Promise.all(slots.map((slot) => this.change(slot, { kind: 'commit', name: ref.name })));
+      const leaving = this.assignment.flatMap((names, i) => (names.includes(ref.name) && !workers.includes(i) ? [i] : []));
+      this.assignment.forEach((names, i) => {
+        if (workers.includes(i) && !names.includes(ref.name)) names.push(ref.name);
+      });
       const worker = this.options.worker;
       worker.refs = { ...worker.refs, [ref.name]: ref };
       if (!worker.models.includes(ref.name)) worker.models = [...worker.models, ref.name];
+      if (leaving.length) await this.release(ref.name, leaving);
     });
   }
 
@@ -335,12 +362,20 @@ export class WorkerPool extends EventEmitter {
   unloadModel(name: string): Promise<void> {
     return this.serially(async () => {
       while (this.pendingFor(name) > 0) await new Promise((r) => setTimeout(r, 10));
+      await this.release(name, this.assignment.map((_, i) => i));
       const worker = this.options.worker;
       worker.models = worker.models.filter((m) => m !== name);
       const { [name]: _, ...refs } = worker.refs ?? {};
       worker.refs = refs;
-      await Promise.all([...this.slots].filter((s) => s.loaded).map((slot) => this.change(slot, { kind: 'unload', name })));
     });
+  }
+
+  /** Takes a model off some workers: they get no more of its tasks, and unload it once the one running (if any) is done. */
+  private async release(name: string, workers: readonly number[]): Promise<void> {
+    for (const i of workers) this.assignment[i] = this.assignment[i]!.filter((m) => m !== name);
+    const slots = [...this.slots].filter((s) => s.loaded && workers.includes(s.index));
+    while (slots.some((s) => s.current?.task.model === name)) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all(slots.map((slot) => this.change(slot, { kind: 'unload', name })));
   }
 
   /**

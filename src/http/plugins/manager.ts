@@ -18,6 +18,7 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
     split: config.split,
     pool: app.pool,
     registry: app.models,
+    workerMemoryBytes: config.workerMemoryBytes,
     onChange: ({ name, version, action, error }) => {
       if (error) app.log.warn({ model: name, version, action, error }, `model ${action} failed`);
       else app.log.info({ model: name, version, action }, `model ${action}ed`);

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.js';
 import { refOf } from '../../pipeline/models.js';
+import { placeModels } from '../../pipeline/placement.js';
 import { WorkerPool, type RestartReason } from '../../pool/pool.js';
 
 declare module 'fastify' {
@@ -15,8 +16,10 @@ declare module 'fastify' {
 }
 
 export default fp(async (app: FastifyInstance, { config }: { config: Config }) => {
+  const assignment = placeModels(app.models.models.map((m) => ({ name: m.name, bytes: m.memoryBytes })), config.poolSize, config.workerMemoryBytes);
   const pool = new WorkerPool({
     size: config.poolSize,
+    assignment,
     maxQueue: config.maxQueue,
     taskTimeoutMs: config.workerTimeoutMs,
     worker: {

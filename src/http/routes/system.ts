@@ -30,7 +30,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'version', 'task', 'format', 'description', 'alpha', 'resolution', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'split'],
+                required: ['name', 'version', 'task', 'format', 'description', 'alpha', 'resolution', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'memoryBytes', 'workers', 'split'],
                 properties: {
                   name: { type: 'string' },
                   version: { type: 'integer', minimum: 1 },
@@ -44,6 +44,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
                   params: { type: 'integer' },
                   multiplyAdds: { type: 'integer' },
                   peakActivationBytes: { type: 'integer' },
+                  memoryBytes: { type: 'integer' },
+                  workers: { type: 'integer' },
                   split: { type: 'integer', minimum: 1 },
                 },
               },
@@ -68,6 +70,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
       params: m.params,
       multiplyAdds: m.multiplyAdds,
       peakActivationBytes: m.peakActivationBytes,
+      memoryBytes: m.memoryBytes,
+      workers: pool.placement.filter((names) => names.includes(m.name)).length,
       split: m.split,
     })),
   }));
