@@ -122,15 +122,19 @@ function schemaAt(schemaPath: string): Record<string, unknown> {
   return node.properties;
 }
 
-/** Parses and validates a config file; every problem names the file. */
-export function readModelConfig(file: string): ModelConfig {
-  let parsed: unknown;
+/** A .json file as JSON, any other as YAML; a failure names the file. */
+export function readYamlOrJson(file: string): unknown {
   try {
     const text = readFileSync(file, 'utf8');
-    parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    return file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
     throw new ModelConfigError(`${file}: cannot be read: ${(err as Error).message}`);
   }
+}
+
+/** Parses and validates a config file; every problem names the file. */
+export function readModelConfig(file: string): ModelConfig {
+  const parsed = readYamlOrJson(file);
   if (!validate(parsed)) {
     // oneOf's branches repeat what the type errors say; the type errors are the useful part.
     const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'oneOf');

@@ -6,11 +6,10 @@
 //   <repository>/<model>/<version>/config.yaml (or .yml, .json)
 //
 // The newest version is served unless one is pinned; `default` makes a model its task's default.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { ModelRef } from '../tasks.js';
-import { ModelConfigError } from './config.js';
+import { ModelConfigError, readYamlOrJson } from './config.js';
 
 const CONFIG_FILES = ['config.yaml', 'config.yml', 'config.json'];
 const MODEL_FILES = ['model.yaml', 'model.yml', 'model.json'];
@@ -36,13 +35,7 @@ function firstExisting(dir: string, names: readonly string[]): string | undefine
 function modelSettings(dir: string): { version?: number; default?: boolean } {
   const file = firstExisting(dir, MODEL_FILES);
   if (!file) return {};
-  let parsed: unknown;
-  try {
-    const text = readFileSync(file, 'utf8');
-    parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new ModelConfigError(`${file}: cannot be read: ${(err as Error).message}`);
-  }
+  const parsed = readYamlOrJson(file);
   const fields = parsed && typeof parsed === 'object' ? Object.keys(parsed) : [];
   const { version, default: isDefault } = (parsed ?? {}) as { version?: unknown; default?: unknown };
   if (fields.some((f) => f !== 'version' && f !== 'default') || (version !== undefined && !(Number.isInteger(version) && (version as number) > 0)) ||

@@ -29,6 +29,18 @@ export interface FileLayer {
   values(): { filter: ArrayLike<number>; scale?: ArrayLike<number>; bias: ArrayLike<number> };
 }
 
+/** A batch norm as the per-channel factor and shift it applies: y = x * scale + shift. */
+export interface FoldedNorm {
+  scale: Float32Array;
+  shift: Float32Array;
+}
+
+/** A convolution's values with its own bias (if any) and then a batch norm (if any) folded in. */
+export function foldedValues(filter: ArrayLike<number>, bias: ArrayLike<number> | undefined, norm: FoldedNorm | undefined, channels: number): ReturnType<FileLayer['values']> {
+  if (!norm) return { filter, bias: bias ?? new Float32Array(channels) };
+  return { filter, scale: norm.scale, bias: norm.shift.map((shift, c) => shift + (bias?.[c] ?? 0) * norm.scale[c]!) };
+}
+
 export interface FileClassifier {
   /** Input [height, width], absent where the file leaves it open (a fully convolutional file). */
   inputSize?: readonly [number, number];

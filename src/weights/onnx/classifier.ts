@@ -5,7 +5,7 @@
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
 import type { Activation } from '../../model/graph.js';
-import type { FileClassifier, FileLayer, Pads } from '../classifier.js';
+import { foldedValues, type FileClassifier, type FileLayer, type FoldedNorm, type Pads } from '../classifier.js';
 import { WeightImportError } from '../common.js';
 
 const { onnx } = onnxProto;
@@ -45,7 +45,7 @@ function attributes(node: OnnxTypes.INodeProto): Map<string, OnnxTypes.IAttribut
 }
 
 /** A layer as it is being read: a convolution's batch norm, or a dense layer's bias, may come in a later node. */
-type WithNorm = FileLayer & { norm?: { scale: Float32Array; shift: Float32Array }; denseBias?: Float32Array };
+type WithNorm = FileLayer & { norm?: FoldedNorm; denseBias?: Float32Array };
 
 export function readOnnxClassifier(file: Uint8Array): FileClassifier {
   let model: OnnxTypes.ModelProto;
@@ -151,13 +151,7 @@ export function readOnnxClassifier(file: Uint8Array): FileClassifier {
           dilation: dh!,
           padding,
           activation: 'none',
-          values: () => ({
-            filter: weight.values,
-            scale: layer.norm?.scale,
-            bias: layer.norm
-              ? layer.norm.shift.map((shift, c) => shift + (bias?.values[c] ?? 0) * layer.norm!.scale[c]!)
-              : (bias?.values ?? new Float32Array(o)),
-          }),
+          values: () => foldedValues(weight.values, bias?.values, layer.norm, o),
         };
         backbone.push(layer);
         origin.set(out, layer);

@@ -6,7 +6,7 @@
 // Flatten do nothing at inference. A Functional model nested in a Sequential one (Keras'
 // transfer-learning recipe) is read as one network.
 import type { Activation } from '../../model/graph.js';
-import type { FileClassifier, FileLayer, Pads } from '../classifier.js';
+import { foldedValues, type FileClassifier, type FileLayer, type FoldedNorm, type Pads } from '../classifier.js';
 import { WeightImportError } from '../common.js';
 import { readModelJson, readWeights, TfjsFormatError, type NamedTensor, type WeightsManifest } from './graph-model.js';
 
@@ -130,7 +130,7 @@ export function readLayersClassifier(dir: string): FileClassifier {
         const activation = ACTIVATIONS[String(c.activation ?? 'linear')];
         if (!activation || activation === 'softmax') throw new WeightImportError(`${what} has activation ${String(c.activation)}`);
         const out = kernel.shape[depthwise ? 2 : 3]!;
-        const fileLayer: FileLayer & { norm?: { scale: Float32Array; shift: Float32Array } } = {
+        const fileLayer: FileLayer & { norm?: FoldedNorm } = {
           source: `${what} kernel '${kernel.name}' [${kernel.shape}]`,
           depthwise,
           filterShape: kernel.shape,
@@ -139,13 +139,7 @@ export function readLayersClassifier(dir: string): FileClassifier {
           dilation,
           padding: padded ? before.pads : (c.padding as 'same' | 'valid'),
           activation,
-          values: () => ({
-            filter: kernel.values,
-            scale: fileLayer.norm?.scale,
-            bias: fileLayer.norm
-              ? fileLayer.norm.shift.map((shift, i) => shift + (bias?.values[i] ?? 0) * fileLayer.norm!.scale[i]!)
-              : (bias?.values ?? new Float32Array(out)),
-          }),
+          values: () => foldedValues(kernel.values, bias?.values, fileLayer.norm, out),
         };
         if (pooled) throw new WeightImportError(`${what} comes after the global pool`);
         backbone.push(fileLayer);
@@ -153,7 +147,7 @@ export function readLayersClassifier(dir: string): FileClassifier {
         break;
       }
       case 'BatchNormalization': {
-        const conv = layerOf(input, what) as FileLayer & { norm?: { scale: Float32Array; shift: Float32Array } };
+        const conv = layerOf(input, what) as FileLayer & { norm?: FoldedNorm };
         if (conv.norm || conv.activation !== 'none') throw new WeightImportError(`${what} normalizes ${input} after its activation or a second time`);
         const axis = c.axis as number | number[];
         if (![-1, 3].includes(Array.isArray(axis) ? axis[0]! : axis)) throw new WeightImportError(`${what} normalizes axis ${JSON.stringify(axis)}, not the channels`);
