@@ -2,9 +2,9 @@
 // worker has loaded and warmed up its models) and closed after the last request has finished.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config.js';
+import { ConfigError, type Config } from '../../config.js';
 import { refOf } from '../../pipeline/models.js';
-import { placeModels } from '../../pipeline/placement.js';
+import { placeModels, PlacementError } from '../../pipeline/placement.js';
 import { WorkerPool, type RestartReason } from '../../pool/pool.js';
 
 declare module 'fastify' {
@@ -16,7 +16,14 @@ declare module 'fastify' {
 }
 
 export default fp(async (app: FastifyInstance, { config }: { config: Config }) => {
-  const assignment = placeModels(app.models.models.map((m) => ({ name: m.name, bytes: m.memoryBytes })), config.poolSize, config.workerMemoryBytes);
+  let assignment: string[][];
+  try {
+    assignment = placeModels(app.models.models.map((m) => ({ name: m.name, bytes: m.memoryBytes })), config.poolSize, config.workerMemoryBytes);
+  } catch (err) {
+    // A budget the models of MODELS cannot fit is a configuration the service cannot start with.
+    if (err instanceof PlacementError) throw new ConfigError(err.message);
+    throw err;
+  }
   const pool = new WorkerPool({
     size: config.poolSize,
     assignment,
