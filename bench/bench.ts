@@ -281,7 +281,7 @@ function summarize(phases: Phase[]): PhaseSummary {
 async function main(): Promise<void> {
   const opts = options();
   const benchStarted = performance.now();
-  const weightsFile = join(ROOT, 'models/files', findEntry(MODEL).weights);
+  const weightsFile = findEntry(MODEL).weightsPath;
   if (!existsSync(weightsFile)) {
     console.error(`missing ${weightsFile}; install the models with: MODEL_MIRROR=../shared/models npx tsx scripts/fetch-models.ts`);
     process.exit(1);

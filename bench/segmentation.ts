@@ -5,7 +5,7 @@
 // random where no file exists (the ASPP branches and their wider projection).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildWithWeights, findEntry } from '../src/catalog/catalog.js';
+import { findEntry, loadWeights } from '../src/catalog/catalog.js';
 import { type Engine } from '../src/engine/engine.js';
 import { loadEngine } from '../src/engine/load.js';
 import { costOf } from '../src/model/cost.js';
@@ -81,7 +81,7 @@ export async function benchSegmentation(opts: SegmentationBenchOptions) {
   const rows: Row[] = [];
   for (const served of SERVED) {
     const entry = findEntry(served.model, 'segmentation');
-    const { model: own, imported: { weights: fileWeights, input } } = buildWithWeights(entry, join(opts.root, 'models/files'));
+    const { model: own, weights: fileWeights, normalization: input } = loadWeights(entry);
     const { pixels } = await decodeImage(readFileSync(join(opts.imagesDir, PHOTO)), served.resolution, { maxPixels: 50e6, minSide: 1 });
     const data = normalize(pixels, input);
 

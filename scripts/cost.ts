@@ -5,6 +5,8 @@
 //   npm run cost -- --segmentation DeepLabv3 on MobileNetV2 next to the paper's table
 //   npm run cost -- --memory [--split 1,2,4,6] [--alpha --resolution]  memory per resolution,
 //                                  plain and split schedules, next to the paper's Table 3
+//   npm run cost -- --repository [dir]  every model of a repository (default: the built-in one)
+//                                  with the architecture read from its weights, head included
 import { parseArgs } from 'node:util';
 import { costOf, type GraphCost } from '../src/model/cost.js';
 import { mobileNetV2Classifier, STANDARD_RESOLUTIONS, WIDTH_MULTIPLIERS } from '../src/model/mobilenet-v2.js';
@@ -12,6 +14,7 @@ import { RELEASE_TABLE, releaseConventionParams } from '../src/model/release-tab
 import { ssdMobileNetV2 } from '../src/model/ssdlite.js';
 import { PAPER_RESOLUTION, segmentationCostTable } from '../src/model/deeplab-table.js';
 import { memoryTable } from '../src/model/memory-table.js';
+import { DEFAULT_MODEL_DIR, DEFAULT_REPOSITORY, indexRepository } from '../src/catalog/catalog.js';
 
 const CONVENTION = `Convention: batch norm folded into each convolution (weight + one bias per output channel),
 1001 classes (index 0 = background) unless --classes says otherwise, multiply-adds of convolutions
@@ -141,6 +144,26 @@ live: bytes alive while a layer of that output side runs, layers one at a time i
   block, the first layer included, as k slices of its expanded channels (src/model/split.ts).`);
 }
 
+function printRepository(repository: string, modelDir: string): void {
+  console.log(['model'.padEnd(34), 'version'.padStart(7), 'format'.padEnd(11), 'alpha'.padStart(5), 'input'.padStart(5), 'classes'.padStart(7), 'head'.padEnd(16), 'params (M)'.padStart(10), 'MACs (M)'.padStart(9), 'peak act.'.padStart(10)].join(' '));
+  for (const model of indexRepository(repository, modelDir)) {
+    try {
+      if (!model.entry) throw new Error(model.problem);
+      const built = model.entry.build();
+      const cost = costOf(built.graph);
+      const head = 'head' in built ? built.head.map((t) => t.shape[0]).join('-') : '';
+      console.log([
+        model.name.padEnd(34), String(model.version).padStart(7), model.entry.format.padEnd(11), formatAlpha(model.entry.alpha).padStart(5),
+        String(built.input.shape[1]).padStart(5), String('classes' in built ? built.classes : '').padStart(7), head.padEnd(16),
+        millions(cost.params, 3).padStart(10), millions(cost.multiplyAdds, 1).padStart(9), kib(cost.peakActivationBytes).padStart(10),
+      ].join(' '));
+    } catch (err) {
+      console.log(`${model.name.padEnd(34)} cannot be read: ${(err as Error).message}`);
+    }
+  }
+  console.log(`\nClassifiers: width, input, head and classes read from the weights; head = the dense layers after the pool,\nthe class layer last (each in x out multiply-adds). Detection and segmentation: as their configs state.\n${CONVENTION}`);
+}
+
 const { values } = parseArgs({
   options: {
     alpha: { type: 'string', default: '1.0' },
@@ -152,11 +175,14 @@ const { values } = parseArgs({
     segmentation: { type: 'boolean', default: false },
     memory: { type: 'boolean', default: false },
     split: { type: 'string', default: '1,2,4,6' },
+    repository: { type: 'string' },
+    'model-dir': { type: 'string', default: DEFAULT_MODEL_DIR },
   },
 });
 
 try {
-  if (values.table) printTable();
+  if (values.repository !== undefined) printRepository(values.repository || DEFAULT_REPOSITORY, values['model-dir']);
+  else if (values.table) printTable();
   else if (values.detection) printDetection();
   else if (values.segmentation) printSegmentation();
   else if (values.memory) printMemory(Number(values.alpha), Number(values.resolution), values.split.split(',').map(Number));

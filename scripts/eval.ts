@@ -8,9 +8,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CATALOG, findEntry } from '../src/catalog/catalog.js';
+import { indexRepository, type CatalogEntry } from '../src/catalog/catalog.js';
 import { loadConfig } from '../src/config.js';
-import { RESIZE_KERNELS, type Preprocess } from '../src/decode/decode.js';
+import { CROP_POLICIES, RESIZE_KERNELS, type Preprocess } from '../src/decode/preprocess.js';
 import { PAPER_SEGMENTATION_TABLE } from '../src/model/deeplab-table.js';
 import { Labels } from '../src/render/labels.js';
 import {
@@ -61,13 +61,19 @@ const numberArg = (name: keyof typeof args): number | undefined => {
   return value;
 };
 
-/** The catalog's preprocessing for the model, with the command line's changes; `model` undefined: a server's, which cannot change. */
+/** The in-process service's configuration (MODEL_REPOSITORY, MODEL_DIR, ... from the environment), and its repository. */
+const config = loadConfig(process.env);
+const repository = indexRepository(config.repository, config.modelDir);
+const entryNamed = (name: string): CatalogEntry =>
+  repository.find((m) => m.name === name)?.entry ?? fail(`no model '${name}' can be read from ${config.repository}; its models: ${repository.map((m) => m.name).join(', ')}`);
+
+/** The model config's preprocessing, with the command line's changes; `model` undefined: a server's, which cannot change. */
 function preprocessOverride(model: string | undefined): Preprocess | undefined {
   if (args.crop === undefined && args.fraction === undefined && args.kernel === undefined) return undefined;
   if (model === undefined) fail('--crop, --fraction and --kernel change the in-process service; a running server keeps its own preprocessing');
-  const own = findEntry(model).preprocess;
+  const own = entryNamed(model).preprocess;
   const crop = (args.crop ?? own.crop) as Preprocess['crop'];
-  if (crop !== 'none' && crop !== 'central') fail(`--crop ${crop} must be none or central`);
+  if (!(CROP_POLICIES as readonly string[]).includes(crop)) fail(`--crop ${crop} must be one of ${CROP_POLICIES.join(', ')}`);
   const kernel = (args.kernel ?? own.kernel) as Preprocess['kernel'];
   if (!(RESIZE_KERNELS as readonly string[]).includes(kernel)) fail(`--kernel ${kernel} must be one of ${RESIZE_KERNELS.join(', ')}`);
   return crop === 'central' ? { crop, fraction: numberArg('fraction') ?? (own.crop === 'central' ? own.fraction : 0.875), kernel } : { crop, kernel };
@@ -148,7 +154,6 @@ async function main(): Promise<void> {
   const task = positionals[0];
   if (task !== 'classification' && task !== 'detection' && task !== 'segmentation') fail(USAGE);
   const limit = numberArg('limit');
-  const config = loadConfig({});
   const started = performance.now();
   let target: EvalTarget;
   let modelName: string;
@@ -158,7 +163,7 @@ async function main(): Promise<void> {
     modelName = args.model ?? (await servedModel(target, task, undefined)).name;
   } else {
     // The task's default model as the service would load it.
-    modelName = args.model ?? config.models.map((m) => findEntry(m)).find((e) => e.task === task)!.name;
+    modelName = args.model ?? config.models.map(entryNamed).find((e) => e.task === task)?.name ?? fail(`MODELS (${config.models.join(', ')}) has no ${task} model; name one with --model`);
     const preprocess = preprocessOverride(modelName);
     target = await inProcessTarget({ models: [modelName], ...(preprocess ? { preprocess: { [modelName]: preprocess } } : {}) });
   }
@@ -168,9 +173,9 @@ async function main(): Promise<void> {
   let report: string[];
   let results: { model: ServedModel } & Record<string, unknown>;
   const extraFiles: [string, string][] = [];
-  // Class names from the catalog's label file, when the model is the catalog's.
-  const entry = CATALOG.find((e) => e.name === modelName);
-  const labels = entry ? Labels.read(join(config.modelDir, entry.labels), entry.labelOffset) : undefined;
+  // Class names from the model's label file, when the repository has the model.
+  const entry = repository.find((m) => m.name === modelName)?.entry;
+  const labels = entry ? Labels.read(entry.labels, entry.labelOffset) : undefined;
   const nameOf = (modelIndex: number) => labels?.of(modelIndex) ?? `class ${modelIndex}`;
   try {
     if (task === 'classification') {

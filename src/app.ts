@@ -10,6 +10,7 @@ import { clientErrorHandler, frameworkErrors, refuseExpectation } from './http/p
 import { securityHeaders } from './http/security-headers.js';
 import configPlugin from './http/plugins/config.js';
 import drainPlugin from './http/plugins/drain.js';
+import managerPlugin from './http/plugins/manager.js';
 import metricsPlugin from './http/plugins/metrics.js';
 import modelsPlugin from './http/plugins/models.js';
 import pipelinePlugin from './http/plugins/pipeline.js';
@@ -18,6 +19,7 @@ import { classifyRoute } from './http/routes/classify.js';
 import { demoRoutes } from './http/routes/demo.js';
 import { detectRoute } from './http/routes/detect.js';
 import { docsRoutes } from './http/routes/docs.js';
+import { repositoryRoutes } from './http/routes/repository.js';
 import { segmentRoute } from './http/routes/segment.js';
 import { systemRoutes } from './http/routes/system.js';
 
@@ -56,8 +58,9 @@ function answerTo(request: FastifyRequest, error: unknown): ApiError {
 export async function servicePlugin(app: FastifyInstance, config: Config): Promise<void> {
   await app.register(configPlugin, { config });
   await app.register(metricsPlugin);
-  await app.register(poolPlugin, { config });
   await app.register(modelsPlugin, { config });
+  await app.register(poolPlugin, { config });
+  await app.register(managerPlugin, { config });
   await app.register(pipelinePlugin, { config });
   await app.register(drainPlugin);
   await app.register(securityHeaders);
@@ -83,10 +86,11 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
     // Refused before the whole body arrived. A request that ran out of time or lost its client
     // is closed with its answer. Any other is answered now and the rest of its body read and
     // discarded afterwards, so the connection stays open and the answer reaches clients that
-    // write their whole body before they read; one whose body does not end in time is closed.
+    // write their whole body before they read; one whose body does not end in time is closed
+    // (destroying the message closes its socket).
     if (!request.raw.complete) {
       if (code === 'deadline_exceeded' || code === 'cancelled') reply.header('connection', 'close');
-      else reply.raw.once('finish', () => void discardBody(request.raw).then((drained) => drained || request.raw.socket?.destroy()));
+      else reply.raw.once('finish', () => void discardBody(request.raw).then((drained) => drained || request.raw.destroy()));
     }
     // One code, one status: the status always comes from the code's definition.
     return reply.code(ERROR_CODES[code]).headers(answer.headers).send(errorBody(code, answer.message));
@@ -100,6 +104,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(classifyRoute);
   await app.register(detectRoute);
   await app.register(segmentRoute);
+  await app.register(repositoryRoutes);
   // Pages for people (API docs, demo); outside the API contract.
   await app.register(docsRoutes);
   await app.register(demoRoutes);

@@ -1,21 +1,31 @@
 // Configuration comes from the environment only; every variable is documented in the README.
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { CATALOG } from './catalog/catalog.js';
-import type { Preprocess } from './decode/decode.js';
+import { DEFAULT_MODEL_DIR, DEFAULT_REPOSITORY, indexRepository } from './catalog/catalog.js';
+import { ModelConfigError } from './catalog/config.js';
+import type { Preprocess } from './decode/preprocess.js';
 import { ENGINE_NAMES, TFJS_BACKENDS, type EngineName, type TfjsBackendChoice } from './engine/engine.js';
 
 export interface Config {
   host: string;
   port: number;
+  /** The model repository (MODEL_REPOSITORY): a folder per model, a numbered folder per version. */
+  repository: string;
+  /** Where the installed model files are: what a config's `@models/` paths name. */
   modelDir: string;
+  /** The repository models loaded at start. */
   models: string[];
+  /** Seconds between looks at the repository for new versions of the loaded models; 0 = never. */
+  pollSeconds: number;
+  /** The management API's bearer token; unset, the API is off. */
+  adminToken?: string;
+  /** Memory each worker may give its models (weights and activations); unset, every worker loads every model. */
+  workerMemoryBytes?: number;
   engine: EngineName;
   /** ENGINE=tfjs only: tfjs-node ('tensorflow') or wasm; 'auto' takes tfjs-node when it loads. */
   tfjsBackend: TfjsBackendChoice;
   /** Memory-efficient inference: each model's split factor (src/model/split.ts); absent = 1, off. */
   split: Record<string, number>;
-  /** Per model, preprocessing other than the catalog's (no variable sets it: `npm run eval` compares settings with it). */
+  /** Per model, preprocessing other than its config's (no variable sets it: `npm run eval` compares settings with it). */
   preprocess?: Record<string, Preprocess>;
   poolSize: number;
   engineThreads: number;
@@ -50,7 +60,6 @@ export interface Config {
   logLevel: string;
 }
 
-const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models/files', import.meta.url));
 const MIB = 1024 * 1024;
 
 export class ConfigError extends Error {}
@@ -88,12 +97,23 @@ function splitFactors(raw: string | undefined, models: readonly string[]): Recor
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const defaults = CATALOG.filter((e) => e.loadByDefault !== false).map((e) => e.name);
-  const models = (env.MODELS || defaults.join(',')).split(',').map((m) => m.trim()).filter(Boolean);
-  const unknown = models.filter((m) => !CATALOG.some((e) => e.name === m));
-  if (models.length === 0 || unknown.length > 0) {
-    throw new ConfigError(`MODELS must list models from: ${CATALOG.map((e) => e.name).join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
+  const repository = env.MODEL_REPOSITORY || DEFAULT_REPOSITORY;
+  const modelDir = env.MODEL_DIR || DEFAULT_MODEL_DIR;
+  let index;
+  try {
+    index = indexRepository(repository, modelDir);
+  } catch (err) {
+    if (err instanceof ModelConfigError) throw new ConfigError(`MODEL_REPOSITORY: ${err.message}`);
+    throw err;
   }
+  const defaults = index.filter((m) => m.entry?.loadByDefault !== false && m.entry).map((m) => m.name);
+  const models = (env.MODELS || defaults.join(',')).split(',').map((m) => m.trim()).filter(Boolean);
+  const unknown = models.filter((m) => !index.some((e) => e.name === m));
+  if (models.length === 0 || unknown.length > 0) {
+    throw new ConfigError(`MODELS must list models from: ${index.map((e) => e.name).join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
+  }
+  const broken = index.filter((m) => models.includes(m.name) && !m.entry);
+  if (broken.length) throw new ConfigError(`MODELS: ${broken.map((m) => `${m.name}: ${m.problem}`).join('; ')}`);
   // Measured on 2 cores (npm run bench): one single-threaded worker per core matched one
   // two-threaded worker on latency at concurrency 1 and gave 15-25% more throughput under load,
   // with lower p99 when other processes compete for the cores.
@@ -112,8 +132,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     host: env.HOST ?? '0.0.0.0',
     port: integer(env, 'PORT', 8080, 0),
-    modelDir: env.MODEL_DIR || DEFAULT_MODEL_DIR,
+    repository,
+    modelDir,
     models,
+    pollSeconds: integer(env, 'MODEL_REPOSITORY_POLL_S', 0, 0),
+    adminToken: env.ADMIN_TOKEN || undefined,
+    workerMemoryBytes: env.WORKER_MEMORY_MB ? integer(env, 'WORKER_MEMORY_MB', 0, 1) * MIB : undefined,
     engine: oneOf(env, 'ENGINE', ENGINE_NAMES, 'onnx'),
     tfjsBackend: oneOf(env, 'TFJS_BACKEND', TFJS_BACKENDS, 'auto'),
     split: splitFactors(env.MEMORY_SPLIT, models),

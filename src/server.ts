@@ -6,8 +6,10 @@ import { ConfigError, loadConfig } from './config.js';
 
 async function main(): Promise<void> {
   let config;
+  let app;
   try {
     config = loadConfig();
+    app = await buildApp(config, { logger: { level: config.logLevel } });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`configuration error: ${err.message}`);
@@ -15,7 +17,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await buildApp(config, { logger: { level: config.logLevel } });
   // glibc keeps freed memory for reuse unless told to return large blocks; npm start and the
   // image tell it to, so released engines give their memory back (docs/engines.md).
   const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime;

@@ -5,6 +5,13 @@ import type { OutputStride } from './model/mobilenet-v2.js';
 
 export type Task = 'classification' | 'detection' | 'segmentation';
 
+/** One model version as the threads name it to each other: both read the same config file. */
+export interface ModelRef {
+  name: string;
+  version: number;
+  configFile: string;
+}
+
 export interface ClassificationRequest {
   task: 'classification';
   topk: number;

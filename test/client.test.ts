@@ -75,16 +75,16 @@ describe('a TypeScript client generated from openapi.yaml', () => {
   });
 
   it('calls every documented route of a running server, errors included', async () => {
-    server = await startServer({ MODELS: 'mobilenet_v2_1.0_224,ssdlite_mobilenet_v2_coco,deeplabv3_mobilenet_v2_0.5_257', POOL_SIZE: '1' });
+    server = await startServer({ MODELS: 'mobilenet_v2_1.0_224,ssdlite_mobilenet_v2_coco,deeplabv3_mobilenet_v2_0.5_257', POOL_SIZE: '1', ADMIN_TOKEN: 'client-test' });
     // Imported by path: the root type-check leaves test/client out until the client exists.
-    const { callEveryRoute } = (await import(pathToFileURL(join(CLIENT_DIR, 'calls.ts')).href)) as { callEveryRoute: (base: string, photos: Record<string, Blob>) => Promise<Outcome> };
+    const { callEveryRoute } = (await import(pathToFileURL(join(CLIENT_DIR, 'calls.ts')).href)) as { callEveryRoute: (base: string, photos: Record<string, Blob>, adminToken: string) => Promise<Outcome> };
     const blob = (name: string) => new Blob([new Uint8Array(photo(name))]);
     const outcome = await callEveryRoute(server.base, {
       classify: blob('parrot.jpg'),
       detect: blob('pets.jpg'),
       segment: blob('pets.jpg'),
       notAnImage: new Blob(['plain text, not an image']),
-    });
+    }, 'client-test');
 
     expect(outcome.topClass).toBe('macaw');
     expect(outcome.multipartTopClass).toBe('macaw');
@@ -99,7 +99,10 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     expect(outcome.errors).toEqual([
       { status: 415, code: 'unsupported_media_type' },
       { status: 400, code: 'unknown_model' },
+      { status: 401, code: 'unauthorized' },
     ]);
+    expect(outcome.readyModels.sort()).toEqual(['deeplabv3_mobilenet_v2_0.5_257', 'mobilenet_v2_1.0_224', 'ssdlite_mobilenet_v2_coco']);
+    expect([outcome.reloaded, outcome.unloaded]).toEqual(['1', 'deeplabv3_mobilenet_v2_0.5_257']);
 
     // Every operation of the document went through the generated client.
     const doc = parse(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8')) as { paths: Record<string, Record<string, unknown>> };

@@ -14,6 +14,7 @@ import { SUPPORTED_FORMATS } from '../src/decode/decode.js';
 const images = fileURLToPath(new URL('../../shared/images/', import.meta.url));
 const photo = (name: string) => readFileSync(`${images}${name}`);
 const DOC_ID = 'https://mobilenet-serving.invalid/openapi.json';
+const ADMIN_TOKEN = 'openapi-test-token';
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -120,8 +121,13 @@ const operations: DocumentedOperation[] = Object.entries(doc.paths).flatMap(([pa
   METHODS.filter((m) => item[m]).map((m) => ({ path, method: m.toUpperCase(), operation: item[m]!, pointer: pointerOf('paths', path, m) })),
 );
 
+/** A documented path as a pattern of request paths: `{name}` matches one segment. */
+const pathPattern = (path: string) => new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`);
+/** A documented path as Fastify registers it: `{name}` is `:name`. */
+const fastifyPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
+
 function operationFor(method: string, path: string): DocumentedOperation | undefined {
-  return operations.find((o) => o.method === method && o.path === path);
+  return operations.find((o) => o.method === method && (o.path === path || fastifyPath(o.path) === path || pathPattern(o.path).test(path)));
 }
 
 /** The documented response of an operation for a status, resolved. */
@@ -341,7 +347,7 @@ describe('openapi.yaml', () => {
 
   beforeAll(async () => {
     const { routerOptions, collect, hidden } = routeCollector();
-    const config = loadConfig({ ...process.env, MODELS: 'mobilenet_v2_1.0_224,ssdlite_mobilenet_v2_coco,deeplabv3_mobilenet_v2_0.5_257', ENGINE_THREADS: '1' });
+    const config = loadConfig({ ...process.env, MODELS: 'mobilenet_v2_1.0_224,ssdlite_mobilenet_v2_coco,deeplabv3_mobilenet_v2_0.5_257', ENGINE_THREADS: '1', ADMIN_TOKEN });
     app = await buildApp(config, { routerOptions });
     await app.ready();
     routes = collect(app);
@@ -372,6 +378,9 @@ describe('openapi.yaml', () => {
         health: 'GET /healthz',
         ready: 'GET /readyz',
         metrics: 'GET /metrics',
+        repositoryIndex: 'POST /v2/repository/index',
+        repositoryLoad: 'POST /v2/repository/models/{name}/load',
+        repositoryUnload: 'POST /v2/repository/models/{name}/unload',
       });
       const tagNames = (doc.tags ?? []).map((t) => t.name);
       for (const { operation } of operations) {
@@ -527,9 +536,9 @@ describe('openapi.yaml', () => {
     it('documents every route the app registers, and only those (HEAD aside)', () => {
       expect(routes.length).toBeGreaterThan(0);
       const registered = routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.url}`).sort();
-      const documented = operations.map((o) => `${o.method} ${o.path}`).sort();
+      const documented = operations.map((o) => `${o.method} ${fastifyPath(o.path)}`).sort();
       expect(registered).toEqual(documented);
-      for (const { method, path } of operations) expect(app.hasRoute({ method, url: path }), `${method} ${path}`).toBe(true);
+      for (const { method, path } of operations) expect(app.hasRoute({ method, url: fastifyPath(path) }), `${method} ${path}`).toBe(true);
       // The HEAD routes are Fastify's automatic ones for the GET routes.
       for (const head of routes.filter((r) => r.method === 'HEAD')) expect(operationFor('GET', head.url), `HEAD ${head.url}`).toBeDefined();
     });
@@ -730,6 +739,22 @@ describe('openapi.yaml', () => {
       for (const url of ['/healthz', '/readyz', '/v1/models', '/metrics']) await call(app, 'HEAD', url, { status: 200 });
     });
 
+    it('answers the management routes as documented: auth, index, reload, unload', async () => {
+      const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+      await call(app, 'POST', '/v2/repository/index', { status: 401, code: 'unauthorized' });
+      await call(app, 'POST', '/v2/repository/index', { status: 403, code: 'forbidden' }, { headers: { authorization: 'Bearer nope' } });
+      const { body } = await call(app, 'POST', '/v2/repository/index', { status: 200 }, { headers: admin, payload: '{"ready": true}' });
+      expect((body as { name: string }[]).map((e) => e.name).sort()).toEqual(['deeplabv3_mobilenet_v2_0.5_257', 'mobilenet_v2_1.0_224', 'ssdlite_mobilenet_v2_coco']);
+      await call(app, 'POST', '/v2/repository/index', { status: 400, code: 'invalid_request' }, { headers: admin, payload: '{"ready": "yes"}' });
+      await call(app, 'POST', '/v2/repository/models/no_such_model/load', { status: 400, code: 'unknown_model' }, { headers: admin });
+      await call(app, 'POST', '/v2/repository/models/mobilenet_v2_1.0_224/load', { status: 400, code: 'load_failed' }, { headers: admin, payload: '{"parameters": {"version": "9"}}' });
+      await call(app, 'POST', '/v2/repository/models/ssdlite_mobilenet_v2_coco/unload', { status: 200 }, { headers: admin });
+      await call(app, 'POST', '/v1/detect?model=ssdlite_mobilenet_v2_coco', { status: 503, code: 'model_not_loaded' }, { payload: photo('pets.jpg') });
+      const { body: loaded } = await call(app, 'POST', '/v2/repository/models/ssdlite_mobilenet_v2_coco/load', { status: 200 }, { headers: admin });
+      expect(loaded).toEqual({ name: 'ssdlite_mobilenet_v2_coco', version: '1' });
+      await call(app, 'POST', '/v1/detect', { status: 200 }, { payload: photo('pets.jpg') });
+    });
+
     it('answers unknown routes with the documented 404', async () => {
       await call(app, 'GET', '/v1/nothing', { status: 404, code: 'not_found' });
       await call(app, 'GET', classify, { status: 404, code: 'not_found' });
@@ -765,7 +790,8 @@ describe('openapi.yaml', () => {
     });
 
     it('exercised a documented response of every operation', () => {
-      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'detect 200', 'detect 400', 'detect 406', 'detect 415', 'detect 422', 'segment 200', 'segment 400', 'segment 406', 'segment 415', 'segment 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404']) {
+      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'detect 200', 'detect 400', 'detect 406', 'detect 415', 'detect 422', 'segment 200', 'segment 400', 'segment 406', 'segment 415', 'segment 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404',
+        'repositoryIndex 200', 'repositoryIndex 400', 'repositoryIndex 401', 'repositoryIndex 403', 'repositoryLoad 200', 'repositoryLoad 400', 'repositoryUnload 200', 'detect 503']) {
         expect(exercised, id).toContain(id);
       }
     });

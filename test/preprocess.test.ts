@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { findEntry } from '../src/catalog/catalog.js';
-import { decodeImage, ImageError, sniffFormat, type Preprocess } from '../src/decode/decode.js';
+import { decodeImage, ImageError, sniffFormat } from '../src/decode/decode.js';
+import type { Preprocess } from '../src/decode/preprocess.js';
 import { useTfjsBackend } from '../src/engine/tfjs/backend.js';
-import { describeModel, ModelConfigError } from '../src/pipeline/models.js';
-import { MODEL_DIR, photo } from './helpers.js';
+import { ModelConfigError } from '../src/catalog/config.js';
+import { describeModel } from '../src/pipeline/models.js';
+import { photo } from './helpers.js';
 
 const LIMITS = { maxPixels: 50_000_000, minSide: 1 };
 let reference: Uint8Array;
@@ -119,11 +121,11 @@ describe('preprocessing: crop and resize kernel', () => {
     }
   });
 
-  it('the catalog\'s classifiers crop; a segmentation model may not, since its map covers the whole photo', () => {
+  it("the built-in classifiers' configs crop; a segmentation model may not, since its map covers the whole photo", () => {
     expect(findEntry('mobilenet_v2_1.0_224').preprocess).toEqual(CENTRAL);
     const segmenter = findEntry('deeplabv3_mobilenet_v2_0.5_257');
-    expect(() => describeModel(segmenter, MODEL_DIR, { engine: 'onnx', preprocess: CENTRAL })).toThrow(ModelConfigError);
-    expect(describeModel(segmenter, MODEL_DIR).preprocess).toEqual({ crop: 'none', kernel: 'lanczos3' });
+    expect(() => describeModel(segmenter, { engine: 'onnx', preprocess: CENTRAL })).toThrow(ModelConfigError);
+    expect(describeModel(segmenter).preprocess).toEqual({ crop: 'none', kernel: 'lanczos3' });
   });
 });
 

@@ -1,35 +1,54 @@
-// The models the service can load: an architecture from src/model plus imported weights and
+// The models the service can load: each a version of a model in a repository (./repository.ts),
+// made from its config file into an architecture from src/model plus a weight importer and
 // labels. Both threads read it: the main thread to describe and route to a model, a worker to
 // build and load it.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Preprocess } from '../decode/decode.js';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_CENTRAL_FRACTION, type Preprocess } from '../decode/preprocess.js';
 import { deepLabV3, type DeepLabGraph, type DeepLabHead, type DeepLabVariant } from '../model/deeplab.js';
 import { mobileNetV2Classifier, type ClassifierGraph, type OutputStride } from '../model/mobilenet-v2.js';
 import { ssdMobileNetV2, type SsdGraph } from '../model/ssdlite.js';
-import type { Task } from '../tasks.js';
-import type { ImportedWeights } from '../weights/common.js';
+import { classifierArchitecture, importClassifier, type ClassifierArchitecture, type FileClassifier } from '../weights/classifier.js';
+import {
+  normalizationOf, WeightImportError,
+  type FileWeights, type ImportedWeights, type InputNormalization, type InputQuantization,
+} from '../weights/common.js';
+import { readGraphClassifier } from '../weights/tfjs/graph-classifier.js';
+import { readLayersClassifier } from '../weights/tfjs/layers-model.js';
 import { importSsdWeights } from '../weights/tfjs/import-ssd.js';
+import { readOnnxClassifier } from '../weights/onnx/classifier.js';
 import { importDeepLabWeights } from '../weights/tflite/deeplab.js';
-import { importTfliteWeights } from '../weights/tflite/import.js';
+import { readTfliteClassifier } from '../weights/tflite/import.js';
+import { ModelConfigError, readModelConfig, TASKS, type ModelConfig, type WeightFormat } from './config.js';
+import type { ModelRef, Task } from '../tasks.js';
+import { listRepository, servedVersion } from './repository.js';
 
 interface EntryBase<T extends Task, G> {
   name: string;
+  /** The repository version this entry is. */
+  version: number;
   task: T;
   description: string;
+  format: WeightFormat;
   /** Width multiplier of the backbone. */
   alpha: number;
-  /** Weight file (or folder) under the model directory, as listed in models/manifest.json. */
+  /** The weight file (or folder) as its config names it. */
   weights: string;
+  weightsPath: string;
+  /** Absolute path of the label file. */
   labels: string;
   /** The class id of the label file's first line: 1 where the background class has no line. */
   labelOffset: number;
-  /** How a photo becomes the model's input: crop and resize kernel, chosen by measurement (docs/accuracy.md). */
+  /** The normalization the config states, if it does; the weights may say it instead. */
+  normalization?: InputNormalization;
+  /** How a photo becomes the model's input: crop and resize kernel (docs/accuracy.md measures them). */
   preprocess: Preprocess;
+  configFile: string;
   /** The architecture, with the handles the worker and the cost model need. */
   build(): G;
   /** Reads the weight file (or folder) at `path` and maps it onto the graph, checking every tensor. */
-  importWeights(model: G, path: string): ImportedWeights;
+  importWeights(model: G, path: string): FileWeights;
   /** Whether MODELS includes it when unset (default true); see README, Configuration. */
   loadByDefault?: boolean;
 }
@@ -48,109 +67,185 @@ export interface SegmenterEntry extends EntryBase<'segmentation', DeepLabGraph> 
 
 export type CatalogEntry = ClassifierEntry | DetectorEntry | SegmenterEntry;
 
-function classifier(name: string, weights: string, description: string): ClassifierEntry {
-  const architecture = { alpha: 1.0, resolution: 224, classes: 1001 };
-  return {
-    name,
-    task: 'classification',
-    description,
-    alpha: architecture.alpha,
-    weights,
-    labels: 'labels/imagenet_labels.txt',
-    labelOffset: 0,
-    // TF-slim's evaluation, which these weights were trained for: measured best (docs/accuracy.md).
-    preprocess: { crop: 'central', fraction: 0.875, kernel: 'bilinear' },
-    build: () => mobileNetV2Classifier(architecture),
-    importWeights: (model, path) => importTfliteWeights(model.graph, readFileSync(path)),
-  };
+/** The repository of the built-in models, and where the installed model files are. */
+export const DEFAULT_REPOSITORY = fileURLToPath(new URL('../../models/repository', import.meta.url));
+export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../models/files', import.meta.url));
+/** A config path under the installed model files (MODEL_DIR) rather than the version folder. */
+const MODEL_DIR_PREFIX = '@models/';
+
+const CLASSIFIER_READERS: Partial<Record<WeightFormat, (path: string) => FileClassifier>> = {
+  tflite: (path) => readTfliteClassifier(readFileSync(path)),
+  'tfjs-layers': readLayersClassifier,
+  'tfjs-graph': readGraphClassifier,
+  onnx: (path) => readOnnxClassifier(readFileSync(path)),
+};
+const FORMATS_BY_TASK: Record<Task, readonly WeightFormat[]> = {
+  classification: Object.keys(CLASSIFIER_READERS) as WeightFormat[],
+  detection: ['tfjs-graph'],
+  segmentation: ['tflite'],
+};
+
+const perChannel = (value: number | readonly number[] | undefined, fallback: number) =>
+  (typeof value === 'number' || value === undefined ? [value ?? fallback, value ?? fallback, value ?? fallback] : [...value]) as [number, number, number];
+
+/** The normalization a config states, if it states one: scale x (pixel - zeroPoint), or (pixel / 255 - mean) / std. */
+function statedNormalization(p: ModelConfig['preprocessing']): InputNormalization | undefined {
+  const channels = p?.channels ?? 'RGB';
+  if (p?.mean !== undefined || p?.std !== undefined) {
+    const [mean, std] = [perChannel(p.mean, 0), perChannel(p.std, 1)];
+    return { scale: perChannel(std.map((s) => 1 / (255 * s)), 1), zeroPoint: perChannel(mean.map((m) => 255 * m), 0), channels };
+  }
+  if (p?.scale !== undefined || p?.zeroPoint !== undefined) return { scale: perChannel(p.scale, 1), zeroPoint: perChannel(p.zeroPoint, 0), channels };
+  return undefined;
 }
 
-function ssdlite(name: string, weights: string, description: string): DetectorEntry {
-  const config = { alpha: 1.0, resolution: 300, classes: 91, predictor: 'separable' } as const;
-  return {
-    name,
-    task: 'detection',
-    description,
-    alpha: config.alpha,
-    weights,
-    labels: 'labels/coco_labels.txt',
-    labelOffset: 1,
-    // The Object Detection API stretches the whole photo to 300x300 (bilinear, in the graph);
-    // stretched, lanczos3 measured 0.6 mAP better than that bilinear (docs/accuracy.md).
-    preprocess: { crop: 'none', kernel: 'lanczos3' },
-    build: () => ssdMobileNetV2(config),
-    importWeights: (model, path) => importSsdWeights(model.graph, path),
-  };
+/** The crop and kernel a config states; unstated, the whole photo through sharp's lanczos3. */
+function statedPreprocess(p: ModelConfig['preprocessing']): Preprocess {
+  const kernel = p?.kernel ?? 'lanczos3';
+  return p?.crop === 'central' ? { crop: 'central', fraction: p.fraction ?? DEFAULT_CENTRAL_FRACTION, kernel } : { crop: 'none', kernel };
 }
 
-/** The float file takes [-1, 1] as its publisher's metadata (mean 127.5, std 127.5) says; the tensor cannot. */
-const FLOAT_INPUT = { scale: 1 / 127.5, zeroPoint: 127.5 };
+const close = (a: readonly number[], b: readonly number[]) => a.every((v, i) => Math.abs(v - b[i]!) <= 1e-4 * Math.max(1, Math.abs(v)));
 
-function deepLab(
-  name: string,
-  weights: string,
-  architecture: { alpha: number; resolution: number; outputStride: OutputStride },
-  description: string,
-  loadByDefault = true,
-): SegmenterEntry {
-  const { alpha, resolution, outputStride } = architecture;
-  const head = 'lite';
-  const variant = (v: DeepLabVariant) => deepLabV3({ alpha, resolution, head, ...v });
-  return {
-    name,
-    task: 'segmentation',
-    description,
-    alpha,
-    weights,
-    labels: 'labels/pascal_voc_segmentation_labels.txt',
-    labelOffset: 0,
-    // Measured better than TensorFlow's bilinear on every DeepLab file (docs/accuracy.md).
-    preprocess: { crop: 'none', kernel: 'lanczos3' },
-    build: () => variant({ outputStride, scale: 1, output: 'classes' }),
-    importWeights: (model, path) => importDeepLabWeights(model, readFileSync(path), FLOAT_INPUT),
-    loadByDefault,
-    outputStride,
-    head,
-    variant,
-  };
+/** What the model's input expects: the config's statement, the file's, both when they agree. */
+export function resolveNormalization(entry: CatalogEntry, file: InputQuantization | undefined): InputNormalization {
+  const stated = entry.normalization;
+  const read = file && normalizationOf(file);
+  if (stated && read && !(close(stated.scale, read.scale) && close(stated.zeroPoint, read.zeroPoint))) {
+    throw new ModelConfigError(`${entry.configFile}: preprocessing gives scale ${stated.scale} and zeroPoint ${stated.zeroPoint} but the weights' input takes scale ${read.scale[0]} and zeroPoint ${read.zeroPoint[0]}`);
+  }
+  const normalization = stated ?? read;
+  if (!normalization) {
+    throw new ModelConfigError(`${entry.configFile}: the weights do not say how pixels are normalized; give preprocessing.scale and zeroPoint, or mean and std`);
+  }
+  return normalization;
 }
 
-export const CATALOG: readonly CatalogEntry[] = [
-  classifier(
-    'mobilenet_v2_1.0_224',
-    'mobilenet_v2_1.0_224_quant.tflite',
-    'MobileNetV2 1.0/224, ImageNet, weights from the uint8 quantization-aware checkpoint (per-tensor), run in float32',
-  ),
-  classifier(
-    'mobilenet_v2_1.0_224_tf2',
-    'tf2_mobilenet_v2_1.0_224_ptq.tflite',
-    'MobileNetV2 1.0/224, ImageNet, weights from the TF2 float checkpoint (int8 per-channel post-training quantization), run in float32',
-  ),
-  ssdlite(
-    'ssdlite_mobilenet_v2_coco',
-    'ssdlite_mobilenet_v2_coco',
-    'SSDLite on MobileNetV2 1.0, 300x300, COCO (90 classes), TF Object Detection API weights from the TensorFlow.js graph model',
-  ),
-  deepLab(
-    'deeplabv3_mobilenet_v2_1.0_513',
-    'deeplabv3_mnv2_pascal_quant.tflite',
-    { alpha: 1.0, resolution: 513, outputStride: 16 },
-    'DeepLabv3 (lite head) on MobileNetV2 1.0, 513x513, output stride 16, PASCAL VOC (21 classes), weights from the uint8 quantization-aware checkpoint, run in float32',
-  ),
-  deepLab(
-    'deeplabv3_mobilenet_v2_0.5_257',
-    'deeplabv3_257_mv_gpu.tflite',
-    { alpha: 0.5, resolution: 257, outputStride: 8 },
-    'DeepLabv3 (lite head) on MobileNetV2 0.5, 257x257, output stride 8, PASCAL VOC (21 classes), float32 weights of the TFLite segmentation example',
-  ),
-  deepLab(
-    'deeplabv3_mobilenet_v2_0.5_513',
-    'deeplabv3_mnv2_dm05_pascal_quant.tflite',
-    { alpha: 0.5, resolution: 513, outputStride: 16 },
-    'DeepLabv3 (lite head) on MobileNetV2 0.5, 513x513, output stride 16, PASCAL VOC (21 classes), weights from the uint8 quantization-aware checkpoint, run in float32',
-    false,
-  ),
-];
+/** The entry of one model version, from its config file; every path resolved. */
+export function entryOf(ref: ModelRef, modelDir: string): CatalogEntry {
+  const config = readModelConfig(ref.configFile);
+  const where = ref.configFile;
+  const path = (p: string) => (p.startsWith(MODEL_DIR_PREFIX) ? resolve(modelDir, p.slice(MODEL_DIR_PREFIX.length)) : resolve(dirname(ref.configFile), p));
+  if (!FORMATS_BY_TASK[config.task].includes(config.format)) {
+    throw new ModelConfigError(`${where}: format is '${config.format}'; valid formats for ${config.task}: ${FORMATS_BY_TASK[config.task].join(', ')}`);
+  }
+  const stated = config.architecture ?? {};
+  const required = <K extends keyof typeof stated>(key: K): NonNullable<(typeof stated)[K]> =>
+    stated[key] ?? (() => {
+      throw new ModelConfigError(`${where}: architecture.${key} is required for ${config.task} (the ${config.format} importer does not read it from the weights)`);
+    })();
+  const base = {
+    name: ref.name,
+    version: ref.version,
+    description: config.description ?? `${ref.name}, version ${ref.version}`,
+    format: config.format,
+    weights: config.weights.startsWith(MODEL_DIR_PREFIX) ? config.weights.slice(MODEL_DIR_PREFIX.length) : config.weights,
+    weightsPath: path(config.weights),
+    labels: path(config.labels),
+    labelOffset: config.labelOffset ?? 0,
+    normalization: statedNormalization(config.preprocessing),
+    preprocess: statedPreprocess(config.preprocessing),
+    configFile: ref.configFile,
+    loadByDefault: config.loadAtStartup ?? true,
+  };
+  switch (config.task) {
+    case 'classification': {
+      const read = CLASSIFIER_READERS[config.format]!;
+      // Read from the weights the first time something needs it, then kept.
+      let architecture: ClassifierArchitecture | undefined;
+      const fixed = () => (architecture ??= classifierArchitecture(read(base.weightsPath), stated, where));
+      return {
+        ...base,
+        task: 'classification',
+        get alpha() {
+          return fixed().alpha;
+        },
+        build: () => mobileNetV2Classifier(fixed()),
+        importWeights: (model, weightsPath) => {
+          const file = read(weightsPath);
+          // The file at hand must still say what the config and the first reading said.
+          classifierArchitecture(file, { ...stated, ...fixed() }, where);
+          return importClassifier(model.graph, file);
+        },
+      };
+    }
+    case 'detection': {
+      const architecture = { alpha: required('alpha'), resolution: required('resolution'), classes: required('classes'), predictor: stated.predictor ?? 'separable' };
+      return {
+        ...base,
+        task: 'detection',
+        alpha: architecture.alpha,
+        build: () => ssdMobileNetV2(architecture),
+        importWeights: (model, weightsPath) => importSsdWeights(model.graph, weightsPath),
+      };
+    }
+    case 'segmentation': {
+      const [alpha, resolution, outputStride, head] = [required('alpha'), required('resolution'), required('outputStride'), stated.head ?? 'lite'];
+      const variant = (v: DeepLabVariant) => deepLabV3({ alpha, resolution, head, ...v });
+      const floatInput = quantizationOf(base.normalization);
+      return {
+        ...base,
+        task: 'segmentation',
+        alpha,
+        build: () => variant({ outputStride, scale: 1, output: 'classes' }),
+        importWeights: (model, weightsPath) => importDeepLabWeights(model, readFileSync(weightsPath), floatInput),
+        outputStride,
+        head,
+        variant,
+      };
+    }
+  }
+}
+
+/** A per-tensor quantization, where the normalization is one (the same for every channel, RGB). */
+function quantizationOf(normalization: InputNormalization | undefined): InputQuantization | undefined {
+  if (!normalization || normalization.channels !== 'RGB') return undefined;
+  const { scale: [s, ...ss], zeroPoint: [z, ...zs] } = normalization;
+  return ss.every((v) => v === s) && zs.every((v) => v === z) ? { scale: s, zeroPoint: z } : undefined;
+}
+
+/** One model of a repository: its versions, and the served version's entry or why it has none. */
+export interface IndexedModel {
+  name: string;
+  versions: number[];
+  /** The version to serve: the pinned one, else the newest. */
+  version?: number;
+  entry?: CatalogEntry;
+  problem?: string;
+  configFile(version: number): string;
+}
+
+/**
+ * A repository's models, by task, each task's default model first (model.yaml `default`), then
+ * by name; models whose config cannot be read come last, with the reason.
+ */
+export function indexRepository(repository: string, modelDir: string): IndexedModel[] {
+  const indexed = listRepository(repository).map((model): IndexedModel & { isDefault: boolean } => {
+    const version = servedVersion(model);
+    const base = { name: model.name, versions: model.versions, version, isDefault: model.isDefault, configFile: model.configFile };
+    if (version === undefined) return { ...base, problem: `model.yaml pins version ${model.pinned}, which has no config` };
+    try {
+      return { ...base, entry: entryOf({ name: model.name, version, configFile: model.configFile(version) }, modelDir) };
+    } catch (err) {
+      if (!(err instanceof ModelConfigError)) throw err;
+      return { ...base, problem: err.message };
+    }
+  });
+  const rank = (m: (typeof indexed)[number]) => (m.entry ? TASKS.indexOf(m.entry.task) * 2 + (m.isDefault ? 0 : 1) : TASKS.length * 2);
+  return indexed
+    .sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name))
+    .map(({ isDefault: _, ...model }) => model);
+}
+
+/** The entries of a repository's served versions, in index order; any that cannot be read fails. */
+export function repositoryEntries(repository: string, modelDir: string): CatalogEntry[] {
+  return indexRepository(repository, modelDir).map((m) => m.entry ?? (() => {
+    throw new ModelConfigError(m.problem);
+  })());
+}
+
+/** The built-in models: the default repository's entries, over the installed model files. */
+export const CATALOG: readonly CatalogEntry[] = repositoryEntries(DEFAULT_REPOSITORY, DEFAULT_MODEL_DIR);
 
 export function findEntry(name: string): CatalogEntry;
 export function findEntry<T extends Task>(name: string, task: T): Extract<CatalogEntry, { task: T }>;
@@ -161,10 +256,23 @@ export function findEntry(name: string, task?: Task): CatalogEntry {
   return entry;
 }
 
-/** An entry's architecture with its weights read from `modelDir`. */
-export function buildWithWeights<E extends CatalogEntry>(entry: E, modelDir: string): { model: ReturnType<E['build']>; imported: ImportedWeights } {
+/** An entry's architecture with its weights, and how its input expects pixels. */
+export function loadWeights<E extends CatalogEntry>(entry: E): { model: ReturnType<E['build']>; weights: Map<string, Float32Array>; normalization: InputNormalization } {
   const model = entry.build() as ReturnType<E['build']>;
   // Each entry's build and importWeights belong together; the union of entries cannot say so.
-  const importWeights = entry.importWeights as (model: ReturnType<E['build']>, path: string) => ImportedWeights;
-  return { model, imported: importWeights(model, join(modelDir, entry.weights)) };
+  const importWeights = entry.importWeights as (model: ReturnType<E['build']>, path: string) => FileWeights;
+  const { weights, input } = importWeights(model, entry.weightsPath);
+  return { model, weights, normalization: resolveNormalization(entry, input) };
+}
+
+/**
+ * loadWeights for a model whose input takes one scale and zero point (every built-in one), with
+ * them as the quantization the engines' tests and benchmarks normalize with. `modelDir` is where
+ * the entry was resolved: a built-in entry's paths already are absolute.
+ */
+export function buildWithWeights<E extends CatalogEntry>(entry: E, _modelDir?: string): { model: ReturnType<E['build']>; imported: ImportedWeights } {
+  const { model, weights, normalization } = loadWeights(entry);
+  const input = quantizationOf(normalization);
+  if (!input) throw new WeightImportError(`${entry.name}: its input is normalized per channel, which one scale and zero point cannot say`);
+  return { model, imported: { weights, input } };
 }

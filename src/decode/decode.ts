@@ -1,6 +1,7 @@
 // Decode -> orient -> sRGB RGB -> crop -> model resolution. Runs on libuv's threads through sharp,
 // so the event loop stays free; the result is raw HWC uint8 pixels ready to send to a worker.
 import sharp, { type Metadata } from 'sharp';
+import { DEFAULT_CENTRAL_FRACTION, WHOLE_PHOTO, type Preprocess } from './preprocess.js';
 
 /**
  * Why an image was refused: no bytes, not a supported format, too many pixels, a side too short,
@@ -40,32 +41,6 @@ export interface InspectedImage {
   /** Memory the fully decoded image takes: width x height x channels x bytes per sample. */
   decodedBytes: number;
 }
-
-/**
- * Resize kernels. 'lanczos3': sharp's default, antialiased (each output pixel filters the input
- * pixels it covers). 'bilinear': TensorFlow's resize_bilinear as TF-slim and the Object Detection
- * API evaluate with (align_corners and half_pixel_centers false): each output pixel interpolates
- * the four input pixels nearest to y * inHeight / outHeight, x * inWidth / outWidth, with no
- * antialiasing. It needs the whole decoded photo in memory (3 bytes a pixel) before resizing.
- */
-export const RESIZE_KERNELS = ['lanczos3', 'bilinear'] as const;
-export type ResizeKernel = (typeof RESIZE_KERNELS)[number];
-
-/** How a photo becomes a model's square input; a catalog entry's setting (docs/accuracy.md measures each). */
-export interface Preprocess {
-  /**
-   * 'none': the whole photo, stretched to the square (aspect ratio not kept), as Google's TFLite
-   * and Coral examples feed these weights. 'central': first the central `fraction` of each side,
-   * as TF-slim's ImageNet evaluation crops (tf.image.central_crop, 0.875).
-   */
-  crop: 'none' | 'central';
-  /** 'central' only: the share of each side kept; default 0.875. */
-  fraction?: number;
-  kernel: ResizeKernel;
-}
-
-export const WHOLE_PHOTO: Preprocess = { crop: 'none', kernel: 'lanczos3' };
-export const DEFAULT_CENTRAL_FRACTION = 0.875;
 
 /** A region of the photo, in its pixels. */
 export interface PhotoRegion {

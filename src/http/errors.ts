@@ -4,8 +4,8 @@
 import { ImageError, type ImageProblem } from '../decode/decode.js';
 import { BudgetError } from '../pipeline/budget.js';
 import { ClientGoneError, DeadlineExceededError } from '../pipeline/lifetime.js';
-import { UnknownModelError } from '../pipeline/models.js';
-import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
+import { ModelNotLoadedError, UnknownModelError } from '../pipeline/models.js';
+import { ModelLoadError, ModelNotHeldError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from '../pool/errors.js';
 
 export const ERROR_CODES = {
   invalid_request: 400,
@@ -13,6 +13,9 @@ export const ERROR_CODES = {
   invalid_multipart: 400,
   unknown_model: 400,
   cancelled: 400,
+  load_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   not_acceptable: 406,
   body_too_large: 413,
@@ -26,6 +29,7 @@ export const ERROR_CODES = {
   not_ready: 503,
   worker_failed: 503,
   deadline_exceeded: 503,
+  model_not_loaded: 503,
   internal_error: 500,
 } as const;
 
@@ -64,6 +68,8 @@ export function apiErrorOf(err: unknown): ApiError | undefined {
   const as = (code: ErrorCode, headers?: Record<string, string>) => new ApiError(code, err.message, headers);
   if (err instanceof ImageError) return as(IMAGE_CODES[err.problem]);
   if (err instanceof UnknownModelError) return as('unknown_model');
+  if (err instanceof ModelNotLoadedError || err instanceof ModelNotHeldError) return as('model_not_loaded');
+  if (err instanceof ModelLoadError) return as('load_failed');
   if (err instanceof DeadlineExceededError) return as('deadline_exceeded');
   if (err instanceof ClientGoneError || err instanceof TaskAbortedError) return as('cancelled');
   if (err instanceof QueueFullError) return as('queue_full', { 'retry-after': String(err.retryAfterSeconds) });

@@ -49,7 +49,7 @@ export function renderAnswer<T>(app: FastifyInstance, request: FastifyRequest, r
 /** What every image route reports beside its own answer: the model that ran, its cost, the image as read, the timings. */
 export function commonReport({ model, multiplyAdds, image, timings }: Pick<ImageTaskResult<TaskRequest>, 'model' | 'multiplyAdds' | 'image' | 'timings'>) {
   return {
-    model: { name: model.name, task: model.task, alpha: model.alpha, resolution: model.resolution, engine: model.engine, split: model.split },
+    model: { name: model.name, version: model.version, task: model.task, alpha: model.alpha, resolution: model.resolution, engine: model.engine, split: model.split },
     multiplyAdds,
     image: { format: image.format, width: image.width, height: image.height },
     timings,

@@ -16,9 +16,10 @@ export const errorSchema = {
 
 export const modelSummarySchema = {
   type: 'object',
-  required: ['name', 'task', 'alpha', 'resolution', 'engine', 'split'],
+  required: ['name', 'version', 'task', 'alpha', 'resolution', 'engine', 'split'],
   properties: {
     name: { type: 'string' },
+    version: { type: 'integer', minimum: 1 },
     task: { type: 'string' },
     alpha: { type: 'number' },
     resolution: { type: 'integer' },

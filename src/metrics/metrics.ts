@@ -99,6 +99,24 @@ export function createMetrics({ stages, restartReasons }: MetricLabels) {
       help: 'Inference workers loaded and able to take work',
       registers: [registry],
     }),
+    modelLoaded: new Gauge({
+      name: 'vision_model_loaded',
+      help: 'Models loaded and serving, 1 per model and repository version',
+      labelNames: ['model', 'version', 'task'] as const,
+      registers: [registry],
+    }),
+    modelParameters: new Gauge({
+      name: 'vision_model_parameters',
+      help: 'Parameters of each loaded model, head included, counted from its graph description (batch norm folded)',
+      labelNames: ['model', 'version'] as const,
+      registers: [registry],
+    }),
+    modelMultiplyAdds: new Gauge({
+      name: 'vision_model_multiply_adds',
+      help: 'Multiply-adds of one inference of each loaded model (its own setting), head included, counted from its graph description',
+      labelNames: ['model', 'version'] as const,
+      registers: [registry],
+    }),
     deadlineExceeded: byStage('vision_deadline_exceeded_total', 'Requests that ran out of time'),
     clientDisconnects: byStage('vision_client_disconnects_total', 'Requests whose client went away before the answer'),
   };

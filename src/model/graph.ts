@@ -18,9 +18,16 @@ export interface InputOp {
 }
 
 /**
+ * How a convolution pads its input. 'same' follows TensorFlow: output = ceil(input / stride), any
+ * odd padding at the end. 'symmetric' pads (kernel - 1) / 2 x dilation on every side, as PyTorch's
+ * padding = kernel // 2 does (and the ONNX files exported from it): at stride 2 on an even input
+ * it pads one pixel more at the start than 'same', so the two see different pixels.
+ */
+export type Padding = 'same' | 'valid' | 'symmetric';
+
+/**
  * 2-D convolution with batch norm folded into weight and bias, and its activation fused.
  * Weight layout is [out, in / groups, kh, kw]; depthwise is groups = in = out.
- * 'same' padding follows TensorFlow: output = ceil(input / stride), any odd padding at the end.
  */
 export interface Conv2dOp {
   readonly kind: 'conv2d';
@@ -28,7 +35,7 @@ export interface Conv2dOp {
   readonly stride: number;
   readonly dilation: number;
   readonly groups: number;
-  readonly padding: 'same' | 'valid';
+  readonly padding: Padding;
   readonly activation: Activation;
   readonly weight: ParamSpec;
   readonly bias: ParamSpec;
@@ -133,9 +140,24 @@ export function samePadding(input: number, kernel: number, stride: number, dilat
   return [before, total - before];
 }
 
-export function convOutputSize(input: number, op: Pick<Conv2dOp, 'kernel' | 'stride' | 'dilation' | 'padding'>): number {
+type ConvGeometry = Pick<Conv2dOp, 'kernel' | 'stride' | 'dilation' | 'padding'>;
+
+/** [before, after] padding of one axis of `input` pixels. */
+export function paddingOf(input: number, op: ConvGeometry): [number, number] {
+  switch (op.padding) {
+    case 'same': return samePadding(input, op.kernel, op.stride, op.dilation);
+    case 'valid': return [0, 0];
+    case 'symmetric': {
+      const side = ((op.kernel - 1) * op.dilation) / 2;
+      return [side, side];
+    }
+  }
+}
+
+export function convOutputSize(input: number, op: ConvGeometry): number {
   if (op.padding === 'same') return Math.ceil(input / op.stride);
-  return Math.floor((input - ((op.kernel - 1) * op.dilation + 1)) / op.stride) + 1;
+  const [before, after] = paddingOf(input, op);
+  return Math.floor((input + before + after - ((op.kernel - 1) * op.dilation + 1)) / op.stride) + 1;
 }
 
 /** Depthwise: one filter per channel, channels in = channels out = groups. */
@@ -175,6 +197,8 @@ export interface ConvOptions {
   /** 'depthwise' sets groups = channels in = channels out. */
   groups?: number | 'depthwise';
   activation?: Activation;
+  /** Default 'same'; 'symmetric' needs an odd kernel. */
+  padding?: Padding;
 }
 
 /** Builds a graph node by node, checking shapes and names as it goes. */
@@ -224,7 +248,9 @@ export class GraphBuilder {
       throw new Error(`graph ${this.name}: ${name} channels ${inChannels}->${options.out} not divisible by groups ${groups}`);
     }
     const kernel = options.kernel ?? 1;
-    const geometry = { kernel, stride: options.stride ?? 1, dilation: options.dilation ?? 1, padding: 'same' as const };
+    const padding = options.padding ?? 'same';
+    if (padding === 'symmetric' && kernel % 2 === 0) throw new Error(`graph ${this.name}: ${name} cannot pad a ${kernel}x${kernel} kernel symmetrically`);
+    const geometry = { kernel, stride: options.stride ?? 1, dilation: options.dilation ?? 1, padding };
     return this.push({
       kind: 'conv2d',
       name,

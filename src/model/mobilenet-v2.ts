@@ -1,5 +1,5 @@
 // MobileNetV2 (Sandler et al., 2018, Table 2) as data plus one loop, with Keras' layer names.
-import { GraphBuilder, type BuiltGraph, type Tensor } from './graph.js';
+import { GraphBuilder, type Activation, type BuiltGraph, type Padding, type Tensor } from './graph.js';
 
 /** One row of the paper's Table 2: expansion t, output channels c, repeats n, first stride s. */
 export interface BottleneckRow {
@@ -25,14 +25,29 @@ export const WIDTH_MULTIPLIERS = [0.35, 0.5, 0.75, 1.0, 1.3, 1.4] as const;
 export const STANDARD_RESOLUTIONS = [96, 128, 160, 192, 224] as const;
 export const MIN_RESOLUTION = 32;
 
+/** A fully connected layer of a classifier head, between the pool and the class layer. */
+export interface DenseLayer {
+  readonly units: number;
+  readonly activation: Activation;
+}
+
+/** How the convolutions pad: TensorFlow's 'same' (Keras, TF-slim, TFLite) or PyTorch's symmetric k // 2 (torchvision). */
+export type PaddingConvention = Extract<Padding, 'same' | 'symmetric'>;
+export const PADDING_CONVENTIONS: readonly PaddingConvention[] = ['same', 'symmetric'];
+
 export interface MobileNetV2Config {
-  /** Width multiplier α. */
+  /** Width multiplier α, one of WIDTH_MULTIPLIERS. */
   alpha: number;
   /** Square input side in pixels. */
   resolution: number;
   /** Classifier outputs; the released checkpoints have 1001 (index 0 = background). */
   classes?: number;
+  /** Dense layers between the pool and the class layer (a fine-tuned head); none by default. */
+  hidden?: readonly DenseLayer[];
+  padding?: PaddingConvention;
 }
+
+
 
 /** Rounds channels to a multiple of `divisor` (at least `min`), never going more than 10% below `value`. */
 export function makeDivisible(value: number, divisor = 8, min = divisor): number {
@@ -41,7 +56,7 @@ export function makeDivisible(value: number, divisor = 8, min = divisor): number
 }
 
 export function validateConfig(config: MobileNetV2Config): Required<MobileNetV2Config> {
-  const { alpha, resolution, classes = 1001 } = config;
+  const { alpha, resolution, classes = 1001, hidden = [], padding = 'same' } = config;
   if (!(WIDTH_MULTIPLIERS as readonly number[]).includes(alpha)) {
     throw new RangeError(`width multiplier ${alpha} is not one of ${WIDTH_MULTIPLIERS.join(', ')}`);
   }
@@ -51,8 +66,20 @@ export function validateConfig(config: MobileNetV2Config): Required<MobileNetV2C
     );
   }
   if (!Number.isInteger(classes) || classes < 1) throw new RangeError(`classes ${classes} must be a positive integer`);
-  return { alpha, resolution, classes };
+  for (const [i, layer] of hidden.entries()) {
+    if (!Number.isInteger(layer.units) || layer.units < 1) throw new RangeError(`head layer ${i + 1}: units ${layer.units} must be a positive integer`);
+  }
+  if (!PADDING_CONVENTIONS.includes(padding)) throw new RangeError(`padding ${padding} is not one of ${PADDING_CONVENTIONS.join(', ')}`);
+  return { alpha, resolution, classes, hidden, padding };
 }
+
+const scaledChannels = (channels: number, alpha: number, divisor = 8) => makeDivisible(channels * alpha, divisor, 8);
+
+/** Channels of the first convolution at width `alpha`: make_divisible(32 x alpha). */
+export const firstConvChannels = (alpha: number, divisor = 8): number => scaledChannels(FIRST_CONV_CHANNELS, alpha, divisor);
+
+/** Channels of the last 1x1 convolution: 1280, scaled only above width 1 (Keras, TF-slim and torchvision agree). */
+export const lastConvChannels = (alpha: number): number => (alpha > 1 ? makeDivisible(LAST_CONV_CHANNELS * alpha) : LAST_CONV_CHANNELS);
 
 /** Keras' prefix for bottleneck `id` (0-based over all repeats). */
 export function blockPrefix(id: number): string {
@@ -80,6 +107,8 @@ export interface BackboneOptions {
    * and the classifiers'; DeepLab's checkpoints below width 1.0 use 1 (24 x 0.5 stays 12).
    */
   channelDivisor?: number;
+  /** Default 'same'. */
+  padding?: PaddingConvention;
 }
 
 /** One inverted-residual block as built: its tensors, and where in the network it runs. */
@@ -104,8 +133,8 @@ export interface Backbone {
 
 /** Adds the MobileNetV2 feature extractor (everything before pooling). */
 export function addBackbone(g: GraphBuilder, input: string, alpha: number, options: BackboneOptions = {}): Backbone {
-  const { outputStride = 32, lastConv = true, channelDivisor = 8 } = options;
-  const width = (channels: number) => makeDivisible(channels * alpha, channelDivisor, 8);
+  const { outputStride = 32, lastConv = true, channelDivisor = 8, padding = 'same' } = options;
+  const width = (channels: number) => scaledChannels(channels, alpha, channelDivisor);
   if (!(OUTPUT_STRIDES as readonly number[]).includes(outputStride)) {
     throw new RangeError(`output stride ${outputStride} is not one of ${OUTPUT_STRIDES.join(', ')}`);
   }
@@ -124,7 +153,7 @@ export function addBackbone(g: GraphBuilder, input: string, alpha: number, optio
     return { stride: 1, dilation };
   };
   let x = g.conv2d('Conv1', input, {
-    out: width(FIRST_CONV_CHANNELS), kernel: 3, ...atrous(2), activation: 'relu6',
+    out: firstConvChannels(alpha, channelDivisor), kernel: 3, ...atrous(2), activation: 'relu6', padding,
   });
   const blocks: BottleneckBlock[] = [];
   for (const { t, c, n, s } of BOTTLENECK_ROWS) {
@@ -132,21 +161,20 @@ export function addBackbone(g: GraphBuilder, input: string, alpha: number, optio
     for (let i = 0; i < n; i++) {
       const inputStride = reached;
       const geometry = atrous(i === 0 ? s : 1);
-      const block = addInvertedResidual(g, blockPrefix(blocks.length), x, { expansion: t, out, ...geometry });
+      const block = addInvertedResidual(g, blockPrefix(blocks.length), x, { expansion: t, out, padding, ...geometry });
       blocks.push({ ...block, inputStride, stride: geometry.stride });
       x = block.output.name;
     }
   }
   if (!lastConv) return { output: g.tensor(x), blocks };
-  const last = alpha > 1 ? makeDivisible(LAST_CONV_CHANNELS * alpha) : LAST_CONV_CHANNELS;
-  return { output: g.tensor(g.conv2d(LAST_CONV, x, { out: last, activation: 'relu6' })), blocks };
+  return { output: g.tensor(g.conv2d(LAST_CONV, x, { out: lastConvChannels(alpha), activation: 'relu6' })), blocks };
 }
 
 function addInvertedResidual(
   g: GraphBuilder,
   prefix: string,
   input: string,
-  { expansion, out, stride, dilation }: { expansion: number; out: number; stride: number; dilation: number },
+  { expansion, out, stride, dilation, padding }: { expansion: number; out: number; stride: number; dilation: number; padding: PaddingConvention },
 ): Pick<BottleneckBlock, 'prefix' | 'input' | 'expand' | 'depthwise' | 'output'> {
   const [inChannels] = g.shapeOf(input) as [number];
   // A multiple of 8 already whenever the widths are; TF-slim rounds it for narrower ones.
@@ -155,7 +183,7 @@ function addInvertedResidual(
     ? input
     : g.conv2d(`${prefix}_expand`, input, { out: hidden, activation: 'relu6' });
   const depthwise = g.conv2d(`${prefix}_depthwise`, expanded, {
-    out: hidden, kernel: 3, stride, dilation, groups: 'depthwise', activation: 'relu6',
+    out: hidden, kernel: 3, stride, dilation, groups: 'depthwise', activation: 'relu6', padding,
   });
   // Linear bottleneck: no activation after the projection.
   const projected = g.conv2d(`${prefix}_project`, depthwise, { out });
@@ -169,21 +197,42 @@ function addInvertedResidual(
   };
 }
 
-/** The classifier with the handles its users need: class count and the probabilities. */
+/** The classifier with the handles its users need: class count, the logits and the probabilities. */
 export interface ClassifierGraph extends BuiltGraph {
   readonly classes: number;
+  /** The class layer's output before softmax, [classes, 1, 1]. */
+  readonly logits: Tensor;
   /** Softmax over the classes, [classes]. */
   readonly probabilities: Tensor;
+  /** The dense layers of the head, the class layer last: 1x1 convolutions on the pooled [c, 1, 1] map. */
+  readonly head: readonly Tensor[];
 }
 
-/** The classification network: backbone, global average pool, 1x1 classifier, softmax. */
+/** The name of hidden head layer `i` (0-based); the class layer is Logits. */
+export const headLayerName = (i: number): string => `head_${i + 1}`;
+
+/**
+ * The classification network: backbone, global average pool, the head's dense layers, then the
+ * class layer and softmax. A dense layer on the pooled vector is a 1x1 convolution on the
+ * [c, 1, 1] map (in x out multiply-adds), so every engine, the cost model and the split rewrite
+ * already know it.
+ */
 export function mobileNetV2Classifier(config: MobileNetV2Config): ClassifierGraph {
-  const { alpha, resolution, classes } = validateConfig(config);
+  const { alpha, resolution, classes, hidden, padding } = validateConfig(config);
   const g = new GraphBuilder(`mobilenet_v2_${alpha.toFixed(2)}_${resolution}`);
   const input = g.input('input', [3, resolution, resolution]);
-  const features = addBackbone(g, input, alpha);
-  const pooled = g.globalAvgPool('global_average_pooling2d', features.output.name);
-  const logits = g.conv2d('Logits', pooled, { out: classes });
+  const features = addBackbone(g, input, alpha, { padding });
+  let x = g.globalAvgPool('global_average_pooling2d', features.output.name);
+  const head: string[] = [];
+  hidden.forEach(({ units, activation }, i) => head.push(x = g.conv2d(headLayerName(i), x, { out: units, activation })));
+  const logits = g.conv2d('Logits', x, { out: classes });
   const probabilities = g.softmax('predictions', logits);
-  return { graph: g.build([probabilities]), input: g.tensor(input), classes, probabilities: g.tensor(probabilities) };
+  return {
+    graph: g.build([probabilities]),
+    input: g.tensor(input),
+    classes,
+    logits: g.tensor(logits),
+    probabilities: g.tensor(probabilities),
+    head: [...head, logits].map((name) => g.tensor(name)),
+  };
 }

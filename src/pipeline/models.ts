@@ -1,22 +1,27 @@
 // The loaded models as the main thread knows them: what each is, what it costs per setting, its
 // labels; and the lookup every request starts with.
-import { join } from 'node:path';
 import type { CatalogEntry } from '../catalog/catalog.js';
-import type { Preprocess } from '../decode/decode.js';
+import { ModelConfigError, type WeightFormat } from '../catalog/config.js';
+import type { Preprocess } from '../decode/preprocess.js';
 import type { EngineName } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';
 import { STRATEGIES, strategyMultiplyAdds, type DeepLabHead, type Strategy } from '../model/deeplab.js';
 import { OUTPUT_STRIDES, type OutputStride } from '../model/mobilenet-v2.js';
 import { splitGraph } from '../model/split.js';
 import { Labels } from '../render/labels.js';
-import type { Task, TaskRequest } from '../tasks.js';
+import { modelBytes } from './placement.js';
+import type { ModelRef, Task, TaskRequest } from '../tasks.js';
 
 export type SegmentationSetting = `${OutputStride}/${Strategy}`;
 
 /** What the main thread knows about a loaded model, without its weights. */
 export interface ModelInfo {
   name: string;
+  /** The repository version loaded, and its config file. */
+  version: number;
+  configFile: string;
   task: Task;
+  format: WeightFormat;
   description: string;
   alpha: number;
   /** Side of the square input the image is resized to. */
@@ -30,6 +35,8 @@ export interface ModelInfo {
   multiplyAdds: number;
   /** Under the schedule the engine runs: with `split` > 1, the memory-efficient one. */
   peakActivationBytes: number;
+  /** What a worker's engine holds for it: float32 parameters and peak activations (placement.ts). */
+  memoryBytes: number;
   /** The engine that runs it and the split factor of memory-efficient inference (1 = off). */
   engine: EngineName;
   split: number;
@@ -42,15 +49,13 @@ export interface ModelInfo {
   };
 }
 
-export class ModelConfigError extends Error {}
-
 /**
- * `serving.preprocess` replaces the catalog's preprocessing (the eval compares settings with it). A
- * segmentation map covers the whole input and is scaled onto the whole photo, so it cannot be cropped.
+ * What the main thread knows of an entry: its cost from the graph, its labels checked against its
+ * classes. `serving.preprocess` replaces the config's crop and kernel (the eval compares settings
+ * with it); a segmentation map is scaled onto the whole photo, so it cannot be cropped.
  */
 export function describeModel(
   entry: CatalogEntry,
-  modelDir: string,
   serving: { engine: EngineName; split?: number; preprocess?: Preprocess } = { engine: 'onnx' },
 ): ModelInfo {
   const preprocess = serving.preprocess ?? entry.preprocess;
@@ -60,15 +65,25 @@ export function describeModel(
   const built = entry.build();
   const cost = costOf(built.graph);
   const split = serving.split ?? 1;
-  const labels = Labels.read(join(modelDir, entry.labels), entry.labelOffset);
+  // Parameters and multiply-adds are the model's own (the split adds only zero biases and moves no work).
+  const peakActivationBytes = split === 1 ? cost.peakActivationBytes : costOf(splitGraph(built.graph, split)).peakActivationBytes;
+  let labels: Labels;
+  try {
+    labels = Labels.read(entry.labels, entry.labelOffset);
+  } catch (err) {
+    throw new ModelConfigError(`${entry.configFile}: labels ${entry.labels} cannot be read: ${(err as Error).message}`);
+  }
   if (labels.firstClassId + labels.count !== built.classes) {
     throw new ModelConfigError(
-      `model ${entry.name}: ${entry.labels} has ${labels.count} labels from class ${labels.firstClassId}, but the model has ${built.classes} classes`,
+      `${entry.configFile}: ${entry.labels} has ${labels.count} labels from class ${labels.firstClassId}, but the model has ${built.classes} classes`,
     );
   }
   return {
     name: entry.name,
+    version: entry.version,
+    configFile: entry.configFile,
     task: entry.task,
+    format: entry.format,
     description: entry.description,
     alpha: entry.alpha,
     resolution: built.input.shape[1]!,
@@ -77,8 +92,8 @@ export function describeModel(
     classes: built.classes,
     params: cost.params,
     multiplyAdds: cost.multiplyAdds,
-    // Parameters and multiply-adds are the model's own (the split adds only zero biases and moves no work).
-    peakActivationBytes: split === 1 ? cost.peakActivationBytes : costOf(splitGraph(built.graph, split)).peakActivationBytes,
+    peakActivationBytes,
+    memoryBytes: modelBytes({ params: cost.params, peakActivationBytes }),
     engine: serving.engine,
     split,
     labels,
@@ -93,6 +108,9 @@ export function describeModel(
   };
 }
 
+/** How a worker is told to load the model. */
+export const refOf = (model: ModelInfo): ModelRef => ({ name: model.name, version: model.version, configFile: model.configFile });
+
 /** A model's multiply-adds for one image, under the settings the request chose. */
 export function multiplyAddsOf(model: ModelInfo, request: TaskRequest): number {
   if (request.task === 'segmentation' && model.segmentation) {
@@ -103,14 +121,49 @@ export function multiplyAddsOf(model: ModelInfo, request: TaskRequest): number {
 
 export class UnknownModelError extends Error {}
 
+/** A model the repository has but that is not loaded (never loaded, unloaded, or its load failed). */
+export class ModelNotLoadedError extends Error {}
+
+/**
+ * The loaded models, in the order they were first loaded (the first of each task is its default).
+ * A reload replaces a model in place.
+ */
 export class ModelRegistry {
-  constructor(readonly models: readonly ModelInfo[]) {}
+  private readonly loaded: ModelInfo[];
+  /** Why a model of the task that was loaded is not now (unloaded, its load failed); undefined otherwise. */
+  whyNotLoaded: (name: string, task: Task) => string | undefined = () => undefined;
+
+  constructor(models: readonly ModelInfo[]) {
+    this.loaded = [...models];
+  }
+
+  get models(): readonly ModelInfo[] {
+    return this.loaded;
+  }
+
+  /** Adds a model, or replaces the loaded version of it in place. */
+  set(model: ModelInfo): void {
+    const at = this.loaded.findIndex((m) => m.name === model.name);
+    if (at >= 0) this.loaded[at] = model;
+    else this.loaded.push(model);
+  }
+
+  remove(name: string): void {
+    const at = this.loaded.findIndex((m) => m.name === name);
+    if (at >= 0) this.loaded.splice(at, 1);
+  }
+
+  get(name: string): ModelInfo | undefined {
+    return this.loaded.find((m) => m.name === name);
+  }
 
   /** The named model of a task, or the task's first model. */
   find(task: Task, name: string | undefined): ModelInfo {
-    const candidates = this.models.filter((m) => m.task === task);
+    const candidates = this.loaded.filter((m) => m.task === task);
     const model = name === undefined ? candidates[0] : candidates.find((m) => m.name === name);
     if (!model) {
+      const why = name === undefined || this.get(name) ? undefined : this.whyNotLoaded(name, task);
+      if (why !== undefined) throw new ModelNotLoadedError(`model '${name}' is in the repository but not loaded: ${why}`);
       const loaded = candidates.map((m) => m.name).join(', ') || 'none';
       throw new UnknownModelError(`no ${task} model named '${name ?? '(default)'}'; loaded ${task} models: ${loaded}`);
     }

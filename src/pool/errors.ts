@@ -21,3 +21,9 @@ export class PoolClosedError extends PoolError {}
 
 /** The task's signal aborted without a reason of its own. */
 export class TaskAbortedError extends PoolError {}
+
+/** A worker could not load a model version (every worker keeps the version it had). */
+export class ModelLoadError extends PoolError {}
+
+/** No worker holds the task's model (it was unloaded while the request was on its way). */
+export class ModelNotHeldError extends PoolError {}

@@ -7,9 +7,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import type { OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
-import { PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
-import type { Fault, FromWorker, InferTask, ToWorker, WorkerConfig, WorkerMemory } from './messages.js';
+import type { ModelRef, OutputOf, TaskOutput, TaskRequest } from '../tasks.js';
+import { ModelLoadError, ModelNotHeldError, PoolClosedError, QueueFullError, TaskAbortedError, WorkerFailedError } from './errors.js';
+import type { Fault, FromWorker, InferTask, ModelAction, ToWorker, WorkerConfig, WorkerMemory } from './messages.js';
 
 export interface PoolOptions {
   size: number;
@@ -20,6 +20,8 @@ export interface PoolOptions {
   /** On close, how long a worker may take to release its engines and end before it is killed. */
   closeTimeoutMs?: number;
   worker: WorkerConfig;
+  /** Per worker, the models of `worker.models` it loads; absent, every worker loads every model. */
+  assignment?: string[][];
 }
 
 export interface TaskResult<O extends TaskOutput = TaskOutput> {
@@ -61,6 +63,8 @@ interface Pending {
 }
 
 interface Slot {
+  /** Its place in the assignment: a replacement loads the same models. */
+  index: number;
   child: ChildProcess;
   /** Loaded its models once; a replacement is due when it stops. */
   loaded: boolean;
@@ -72,6 +76,8 @@ interface Slot {
   stopReason?: RestartReason;
   /** As of its last answer. */
   memory: WorkerMemory;
+  /** Model changes sent and not yet answered, by message id. */
+  changes: Map<number, { resolve(): void; reject(err: Error): void }>;
 }
 
 const WORKER_MAIN = new URL(import.meta.url.endsWith('.ts') ? '../worker/main.ts' : '../worker/main.js', import.meta.url);
@@ -107,20 +113,32 @@ export class WorkerPool extends EventEmitter {
   private closing = false;
   private started = false;
   private nextFault?: Fault;
+  private nextChangeId = 1;
+  /** Model changes run one at a time: each is a sequence of messages to every worker. */
+  private changing: Promise<unknown> = Promise.resolve();
   /** Moving average of seconds per task, for the retry estimate of a full queue. */
   private serviceSeconds = 0.05;
   restarts = 0;
   /** Tasks by fate, for tests and the soak report. */
   readonly stats = { started: 0, completed: 0, failed: 0, dropped: 0, abandoned: 0 };
 
+  /** Per worker, the models it loads. */
+  private readonly assignment: string[][];
+
   constructor(private readonly options: PoolOptions) {
     super();
+    this.assignment = options.assignment?.map((models) => [...models]) ?? Array.from({ length: options.size }, () => [...options.worker.models]);
   }
 
   /** Starts every worker and resolves once all have loaded and warmed up their models. */
   async start(): Promise<void> {
-    await Promise.all(Array.from({ length: this.options.size }, () => this.spawn()));
+    await Promise.all(this.assignment.map((_, index) => this.spawn(index)));
     this.started = true;
+  }
+
+  /** Per worker, the models it holds now. */
+  get placement(): readonly (readonly string[])[] {
+    return this.assignment;
   }
 
   /**
@@ -198,6 +216,9 @@ export class WorkerPool extends EventEmitter {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     if (this.closing) return Promise.reject(new PoolClosedError('the service is shutting down'));
+    if (!this.assignment.some((names) => names.includes(task.model))) {
+      return Promise.reject(new ModelNotHeldError(`no worker holds model ${task.model} (it was unloaded)`));
+    }
     return new Promise<TaskResult>((resolve, reject) => {
       const pending: Pending = { id: this.nextId++, task, enqueuedAt: performance.now(), resolve, reject, options };
       if (signal) {
@@ -217,14 +238,15 @@ export class WorkerPool extends EventEmitter {
         };
         signal.addEventListener('abort', pending.onAbort, { once: true });
       }
-      const idle = this.idleSlot();
+      const idle = this.idleSlot(task.model);
       if (idle) this.dispatch(idle, pending);
       else this.queue.push(pending);
     });
   }
 
-  private idleSlot(): Slot | undefined {
-    return [...this.slots].find((s) => s.ready && !s.current);
+  /** An idle worker, one that holds `model` when given. */
+  private idleSlot(model?: string): Slot | undefined {
+    return [...this.slots].find((s) => s.ready && !s.current && (model === undefined || this.assignment[s.index]!.includes(model)));
   }
 
   private dispatch(slot: Slot, pending: Pending): void {
@@ -268,14 +290,18 @@ export class WorkerPool extends EventEmitter {
     return pending;
   }
 
+  /** Gives idle workers the oldest queued tasks they can run (a task waits for a worker holding its model). */
   private drain(): void {
-    let slot: Slot | undefined;
-    while (this.queue.length > 0 && (slot = this.idleSlot())) this.dispatch(slot, this.queue.shift()!);
+    for (let i = 0; i < this.queue.length && this.idleSlot(); ) {
+      const slot = this.idleSlot(this.queue[i]!.task.model);
+      if (slot) this.dispatch(slot, this.queue.splice(i, 1)[0]!);
+      else i++;
+    }
   }
 
-  private spawn(): Promise<void> {
-    const child = startWorker(this.options.worker);
-    const slot: Slot = { child, loaded: false, ready: false, memory: { residentBytes: 0, variantEngines: 0, variantBytes: 0 } };
+  private spawn(index: number): Promise<void> {
+    const child = startWorker({ ...this.options.worker, models: this.assignment[index]! });
+    const slot: Slot = { index, child, loaded: false, ready: false, memory: { residentBytes: 0, variantEngines: 0, variantBytes: 0 }, changes: new Map() };
     this.slots.add(slot);
     return new Promise<void>((resolveReady, rejectReady) => {
       child.on('message', (message: FromWorker) => {
@@ -296,6 +322,13 @@ export class WorkerPool extends EventEmitter {
             slot.ready = false;
             this.emit('workerError', new Error(message.message));
             break;
+          case 'models': {
+            const change = slot.changes.get(message.id);
+            slot.changes.delete(message.id);
+            if (message.error === undefined) change?.resolve();
+            else change?.reject(new ModelLoadError(message.error));
+            break;
+          }
           case 'result':
           case 'failed': {
             slot.memory = message.memory;
@@ -319,29 +352,101 @@ export class WorkerPool extends EventEmitter {
       child.once('exit', (code, signal) => {
         this.slots.delete(slot);
         const how = signal ? `signal ${signal}` : `exit code ${code}`;
+        for (const change of slot.changes.values()) change.reject(new ModelLoadError(`a worker stopped (${how}) while changing its models`));
+        slot.changes.clear();
         this.failTask(this.settle(slot), `the worker stopped (${how})`);
         if (!slot.loaded) rejectReady(new Error(`worker stopped (${how}) before it was ready`));
         if (!this.closing && slot.loaded) {
           const reason = slot.stopReason ?? (signal ? 'crash' : 'exit');
           this.restarts++;
           this.emit('restart', reason);
-          this.replace();
+          this.replace(slot.index);
         }
       });
     });
   }
 
-  /** A replacement worker; if it cannot load, tries again later rather than leave the pool short. */
-  private replace(attempt = 0): void {
-    this.spawn().then(
+  /** A replacement worker with the models of slot `index`; if it cannot load, tries again later rather than leave the pool short. */
+  private replace(index: number, attempt = 0): void {
+    this.spawn(index).then(
       () => this.drain(),
       (err: Error) => {
         this.emit('workerError', err);
         if (this.closing) return;
         const delay = RESPAWN_BACKOFF_MS[Math.min(attempt, RESPAWN_BACKOFF_MS.length - 1)]!;
-        setTimeout(() => !this.closing && this.replace(attempt + 1), delay).unref();
+        setTimeout(() => !this.closing && this.replace(index, attempt + 1), delay).unref();
       },
     );
+  }
+
+  private change(slot: Slot, action: ModelAction): Promise<void> {
+    const id = this.nextChangeId++;
+    return new Promise<void>((resolve, reject) => {
+      slot.changes.set(id, { resolve, reject });
+      const message: ToWorker = { type: 'models', id, action };
+      send(slot.child, message);
+    });
+  }
+
+  /** Runs model changes one after another, whatever became of the one before. */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.changing.then(work, work);
+    this.changing = next.catch(() => {});
+    return next;
+  }
+
+  /** Tasks queued or running for a model. */
+  private pendingFor(name: string): number {
+    return this.queue.filter((p) => p.task.model === name).length + [...this.slots].filter((s) => s.current?.task.model === name).length;
+  }
+
+  /**
+   * Loads a model version into the given workers (default: all), or replaces the one they run:
+   * each loads and warms it beside the serving one, then all swap; if any cannot, none does, and
+   * the error says why. No task fails or waits for it: the old version serves until the swap.
+   * Workers that held the model and are not given unload it once its tasks there are done.
+   * Replacement workers load the new version.
+   */
+  loadModel(ref: ModelRef, workers: readonly number[] = this.assignment.map((_, i) => i)): Promise<void> {
+    return this.serially(async () => {
+      if (this.closing) throw new PoolClosedError('the service is shutting down');
+      const slots = [...this.slots].filter((s) => s.loaded && workers.includes(s.index));
+      const prepared = await Promise.allSettled(slots.map((slot) => this.change(slot, { kind: 'prepare', ref })));
+      const failed = prepared.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        await Promise.allSettled(slots.map((slot) => this.change(slot, { kind: 'abort', name: ref.name })));
+        throw failed.reason instanceof Error ? failed.reason : new ModelLoadError(String(failed.reason));
+      }
+      await Promise.all(slots.map((slot) => this.change(slot, { kind: 'commit', name: ref.name })));
+      const leaving = this.assignment.flatMap((names, i) => (names.includes(ref.name) && !workers.includes(i) ? [i] : []));
+      this.assignment.forEach((names, i) => {
+        if (workers.includes(i) && !names.includes(ref.name)) names.push(ref.name);
+      });
+      const worker = this.options.worker;
+      worker.refs = { ...worker.refs, [ref.name]: ref };
+      if (!worker.models.includes(ref.name)) worker.models = [...worker.models, ref.name];
+      if (leaving.length) await this.release(ref.name, leaving);
+    });
+  }
+
+  /** Unloads a model from every worker once no task for it is queued or running; the caller stops sending new ones first. */
+  unloadModel(name: string): Promise<void> {
+    return this.serially(async () => {
+      while (this.pendingFor(name) > 0) await new Promise((r) => setTimeout(r, 10));
+      await this.release(name, this.assignment.map((_, i) => i));
+      const worker = this.options.worker;
+      worker.models = worker.models.filter((m) => m !== name);
+      const { [name]: _, ...refs } = worker.refs ?? {};
+      worker.refs = refs;
+    });
+  }
+
+  /** Takes a model off some workers: they get no more of its tasks, and unload it once the one running (if any) is done. */
+  private async release(name: string, workers: readonly number[]): Promise<void> {
+    for (const i of workers) this.assignment[i] = this.assignment[i]!.filter((m) => m !== name);
+    const slots = [...this.slots].filter((s) => s.loaded && workers.includes(s.index));
+    while (slots.some((s) => s.current?.task.model === name)) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all(slots.map((slot) => this.change(slot, { kind: 'unload', name })));
   }
 
   /**

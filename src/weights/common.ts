@@ -10,9 +10,36 @@ export interface InputQuantization {
   zeroPoint: number;
 }
 
+/** The channel order a model takes its input in. */
+export type ChannelOrder = 'RGB' | 'BGR';
+export const CHANNEL_ORDERS: readonly ChannelOrder[] = ['RGB', 'BGR'];
+
+/**
+ * How pixels become the model's input: value[c] = scale[c] * (pixel[c] - zeroPoint[c]), with c
+ * counted in `channels` order (the decoder gives RGB). A quantized input's {scale, zeroPoint} is the
+ * one-scale case; per-channel mean and std (in [0, 1] units after dividing by 255, as torchvision
+ * states them) are scale = 1 / (255 std), zeroPoint = 255 mean.
+ */
+export interface InputNormalization {
+  scale: readonly [number, number, number];
+  zeroPoint: readonly [number, number, number];
+  channels: ChannelOrder;
+}
+
+/** The normalization a per-tensor quantization describes, on RGB input. */
+export function normalizationOf({ scale, zeroPoint }: InputQuantization): InputNormalization {
+  return { scale: [scale, scale, scale], zeroPoint: [zeroPoint, zeroPoint, zeroPoint], channels: 'RGB' };
+}
+
 export interface ImportedWeights {
   weights: Map<string, Float32Array>;
   input: InputQuantization;
+}
+
+/** Weights of a file that may not say how its input expects pixels (a float input): the model's config must. */
+export interface FileWeights {
+  weights: Map<string, Float32Array>;
+  input?: InputQuantization;
 }
 
 /**
@@ -29,9 +56,10 @@ export function slimBackboneScope(layer: string, prefix: string): string | undef
 
 /**
  * How a file stores a convolution filter, as the order of its axes: O(ut), I(n per group),
- * H(eight), W(idth). TFLite: OHWI, depthwise IHWO (I = 1); TensorFlow: HWIO, depthwise HWOI.
+ * H(eight), W(idth). TFLite: OHWI, depthwise IHWO (I = 1); TensorFlow: HWIO, depthwise HWOI;
+ * ONNX: OIHW, ours.
  */
-export type FilterLayout = 'OHWI' | 'IHWO' | 'HWIO' | 'HWOI';
+export type FilterLayout = 'OHWI' | 'IHWO' | 'HWIO' | 'HWOI' | 'OIHW';
 
 /** The layout TensorFlow (graph models, checkpoints) stores the node's filter in. */
 export const tensorflowLayout = (node: Node<Conv2dOp>): FilterLayout => (isDepthwise(node) ? 'HWOI' : 'HWIO');

@@ -2,7 +2,7 @@
 import type { Engine } from '../engine/engine.js';
 import type { ClassifierGraph } from '../model/mobilenet-v2.js';
 import type { ClassificationOutput, ClassificationRequest, ScoredClass } from '../tasks.js';
-import type { InputQuantization } from '../weights/common.js';
+import type { InputNormalization } from '../weights/common.js';
 import { normalize } from './normalize.js';
 import { checkpoint, type TaskRunner } from './runner.js';
 
@@ -19,7 +19,7 @@ export class ClassificationRunner implements TaskRunner<ClassificationRequest> {
   constructor(
     private readonly model: ClassifierGraph,
     private readonly engine: Engine,
-    private readonly input: InputQuantization,
+    private readonly input: InputNormalization,
   ) {}
 
   async run(request: ClassificationRequest, pixels: Uint8Array, signal?: AbortSignal): Promise<ClassificationOutput> {

@@ -4,7 +4,7 @@
 import type { Engine } from '../engine/engine.js';
 import { ssdAnchors, type SsdGraph } from '../model/ssdlite.js';
 import type { Detection, DetectionOutput, DetectionRequest } from '../tasks.js';
-import type { InputQuantization } from '../weights/common.js';
+import type { InputNormalization } from '../weights/common.js';
 import { normalize } from './normalize.js';
 import { checkpoint, type TaskRunner } from './runner.js';
 
@@ -60,7 +60,7 @@ export class DetectionRunner implements TaskRunner<DetectionRequest> {
   constructor(
     private readonly model: SsdGraph,
     private readonly engine: Engine,
-    private readonly input: InputQuantization,
+    private readonly input: InputNormalization,
   ) {
     this.anchors = ssdAnchors(model.featureMaps);
   }

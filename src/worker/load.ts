@@ -1,6 +1,6 @@
 // Loading a model in a worker: its graph and weights, the split schedule if configured, the
 // engine warmed up, and the task's runner around it.
-import { buildWithWeights, type CatalogEntry } from '../catalog/catalog.js';
+import { loadWeights, type CatalogEntry } from '../catalog/catalog.js';
 import type { EngineOptions } from '../engine/engine.js';
 import { loadEngine } from '../engine/load.js';
 import { elementCount, type BuiltGraph, type Weights } from '../model/graph.js';
@@ -31,22 +31,22 @@ export async function loadRunner(entry: CatalogEntry, config: WorkerConfig, vari
   };
   switch (entry.task) {
     case 'classification': {
-      const { model, imported } = buildWithWeights(entry, config.modelDir);
-      return new ClassificationRunner(model, await loadWarm(model, imported.weights), imported.input);
+      const { model, weights, normalization } = loadWeights(entry);
+      return new ClassificationRunner(model, await loadWarm(model, weights), normalization);
     }
     case 'detection': {
-      const { model, imported } = buildWithWeights(entry, config.modelDir);
-      return new DetectionRunner(model, await loadWarm(model, imported.weights), imported.input);
+      const { model, weights, normalization } = loadWeights(entry);
+      return new DetectionRunner(model, await loadWarm(model, weights), normalization);
     }
     case 'segmentation': {
-      const { model, imported } = buildWithWeights(entry, config.modelDir);
+      const { model, weights, normalization } = loadWeights(entry);
       return new SegmentationRunner({
         name: entry.name,
-        own: { model, engine: await loadWarm(model, imported.weights), variant: { outputStride: entry.outputStride, scale: 1, output: 'classes' } },
-        input: imported.input,
+        own: { model, engine: await loadWarm(model, weights), variant: { outputStride: entry.outputStride, scale: 1, output: 'classes' } },
+        input: normalization,
         graphOf: entry.variant,
         // Other settings run now and then: their activation memory is not kept between runs.
-        load: (variant) => load(variant, imported.weights, { keepActivationMemory: false }),
+        load: (variant) => load(variant, weights, { keepActivationMemory: false }),
         variants,
       });
     }

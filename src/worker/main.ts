@@ -1,8 +1,8 @@
 // An inference worker, a child process of the pool: loads and warms up its models, reports ready,
 // then runs one task at a time. Inference happens here, never on the server's event loop, and a
 // fault here (native code included) ends only this process.
-import { findEntry } from '../catalog/catalog.js';
-import type { FromWorker, InferTask, ToWorker, WorkerConfig } from '../pool/messages.js';
+import { entryOf } from '../catalog/catalog.js';
+import type { FromWorker, InferTask, ModelAction, ToWorker, WorkerConfig } from '../pool/messages.js';
 import { actOut } from './faults.js';
 import { loadRunner, runOn, type AnyRunner } from './load.js';
 import { variantCache, type VariantCache } from './segmentation-runner.js';
@@ -23,6 +23,8 @@ process.on('uncaughtException', (err) => {
 
 class Worker {
   private readonly runners = new Map<string, AnyRunner>();
+  /** Versions prepared beside the serving ones, waiting for their commit. */
+  private readonly staged = new Map<string, AnyRunner>();
   private readonly variants: VariantCache;
   /** The running task's stop signal, by task id. */
   private readonly stops = new Map<number, AbortController>();
@@ -33,7 +35,44 @@ class Worker {
   }
 
   async load(): Promise<void> {
-    for (const name of this.config.models) this.runners.set(name, await loadRunner(findEntry(name), this.config, this.variants));
+    for (const name of this.config.models) this.runners.set(name, await this.loadVersion(name));
+  }
+
+  private loadVersion(name: string, ref = this.config.refs?.[name]): Promise<AnyRunner> {
+    if (!ref) throw new Error(`no repository version given for model ${name}`);
+    return loadRunner(entryOf(ref, this.config.modelDir), this.config, this.variants);
+  }
+
+  /**
+   * Carries out one change of models. A prepared version waits beside the serving one; the runner
+   * a commit or unload replaces is released only once the task running now (which may use it) is done.
+   */
+  async changeModels(action: ModelAction): Promise<void> {
+    const release = (runner: AnyRunner | undefined) => {
+      if (runner) void this.running.catch(() => {}).then(() => runner.dispose());
+    };
+    switch (action.kind) {
+      case 'prepare':
+        release(this.staged.get(action.ref.name));
+        this.staged.set(action.ref.name, await this.loadVersion(action.ref.name, action.ref));
+        break;
+      case 'commit': {
+        const next = this.staged.get(action.name);
+        if (!next) throw new Error(`no prepared version of ${action.name} to commit`);
+        this.staged.delete(action.name);
+        release(this.runners.get(action.name));
+        this.runners.set(action.name, next);
+        break;
+      }
+      case 'abort':
+        release(this.staged.get(action.name));
+        this.staged.delete(action.name);
+        break;
+      case 'unload':
+        release(this.runners.get(action.name));
+        this.runners.delete(action.name);
+        break;
+    }
   }
 
   /** Reported with every answer, so the server can export it. */
@@ -72,7 +111,7 @@ class Worker {
     // An engine must not be released under a run: let the current task finish first.
     await this.running.catch(() => {});
     await this.variants.clear();
-    for (const runner of this.runners.values()) await runner.dispose();
+    for (const runner of [...this.runners.values(), ...this.staged.values()]) await runner.dispose();
     process.exit(0);
   }
 }
@@ -98,6 +137,16 @@ process.on('message', (message: ToWorker) => {
       break;
     case 'cancel':
       worker?.cancel(message.id);
+      break;
+    case 'models':
+      if (!worker) {
+        send({ type: 'models', id: message.id, error: 'the worker is not ready' });
+        break;
+      }
+      worker.changeModels(message.action).then(
+        () => send({ type: 'models', id: message.id }),
+        (err: unknown) => send({ type: 'models', id: message.id, error: messageOf(err) }),
+      );
       break;
     case 'close':
       if (worker) void worker.close();

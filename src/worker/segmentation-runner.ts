@@ -7,7 +7,7 @@ import type { Engine } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';
 import type { DeepLabGraph, DeepLabVariant } from '../model/deeplab.js';
 import type { SegmentationOutput, SegmentationRequest } from '../tasks.js';
-import type { InputQuantization } from '../weights/common.js';
+import type { InputNormalization } from '../weights/common.js';
 import { BoundedCache } from './bounded-cache.js';
 import { normalize } from './normalize.js';
 import { checkpoint, type TaskRunner } from './runner.js';
@@ -31,7 +31,7 @@ export interface SegmentationRunnerOptions {
   name: string;
   /** The model's own setting, loaded and warmed up already. */
   own: VariantEngine & { variant: DeepLabVariant };
-  input: InputQuantization;
+  input: InputNormalization;
   /** The graph of a setting, with the same parameters. */
   graphOf(variant: DeepLabVariant): DeepLabGraph;
   /** Builds an engine for a variant's graph (memory arena off: these run now and then). */

@@ -16,7 +16,7 @@ function form(body: unknown): FormData {
   return data;
 }
 
-export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; detect: Blob; segment: Blob; notAnImage: Blob }): Promise<Outcome> {
+export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; detect: Blob; segment: Blob; notAnImage: Blob }, adminToken: string): Promise<Outcome> {
   const client = createClient<paths>({ baseUrl });
   const called: string[] = [];
   client.use({
@@ -80,6 +80,15 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
   const refusedModel = await client.POST('/v1/detect', { params: { query: { model: 'no_such_model' } }, body: photos.detect, bodySerializer: raw });
   if (refusedModel.error) errors.push({ status: refusedModel.response.status, code: refusedModel.error.error.code });
 
+  // The management API, with the admin token; a call without it is refused.
+  const unauthorized = await client.POST('/v2/repository/index', { body: {} });
+  if (unauthorized.error) errors.push({ status: unauthorized.response.status, code: unauthorized.error.error.code });
+  const admin = { authorization: `Bearer ${adminToken}` };
+  const index = await client.POST('/v2/repository/index', { body: { ready: true }, headers: admin });
+  const reload = await client.POST('/v2/repository/models/{name}/load', { params: { path: { name: classified.data.model.name } }, headers: admin });
+  const unload = await client.POST('/v2/repository/models/{name}/unload', { params: { path: { name: segmented.data.model.name } }, headers: admin });
+  if (!index.data || !reload.data || !unload.data) throw new Error(`a management route failed: ${JSON.stringify(index.error ?? reload.error ?? unload.error)}`);
+
   return {
     called,
     topClass: classified.data.predictions[0]!.label,
@@ -93,5 +102,8 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
     ready: ready.data.status,
     metrics: metrics.data,
     errors,
+    readyModels: index.data.map((entry) => entry.name),
+    reloaded: reload.data.version,
+    unloaded: unload.data.name,
   };
 }

@@ -15,4 +15,8 @@ export interface Outcome {
   metrics: string;
   /** The error codes of the refused calls, with their statuses. */
   errors: { status: number; code: string }[];
+  /** Management: the models the index lists as ready, the version a reload served, what was unloaded. */
+  readyModels: string[];
+  reloaded: string;
+  unloaded: string;
 }

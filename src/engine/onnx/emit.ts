@@ -2,7 +2,7 @@
 // engine contract; a leading Transpose gives the NCHW layout ONNX convolutions use.
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
-import { samePadding, type Graph, type Node, type Weights } from '../../model/graph.js';
+import { paddingOf, type Graph, type Node, type Weights } from '../../model/graph.js';
 
 const { onnx } = onnxProto;
 const OPSET = 13;
@@ -55,8 +55,8 @@ function emitNode(node: Node, weights: Weights, shapeOf: (name: string) => reado
       break;
     case 'conv2d': {
       const [, height, width] = shapeOf(node.inputs[0]!) as [number, number, number];
-      const [top, bottom] = samePadding(height, node.kernel, node.stride, node.dilation);
-      const [left, right] = samePadding(width, node.kernel, node.stride, node.dilation);
+      const [top, bottom] = paddingOf(height, node);
+      const [left, right] = paddingOf(width, node);
       const convOut = node.activation === 'none' ? node.name : `${node.name}/conv`;
       nodes.push({
         name: `${node.name}/conv`,
@@ -67,7 +67,7 @@ function emitNode(node: Node, weights: Weights, shapeOf: (name: string) => reado
           ints('kernel_shape', [node.kernel, node.kernel]),
           ints('strides', [node.stride, node.stride]),
           ints('dilations', [node.dilation, node.dilation]),
-          ints('pads', node.padding === 'same' ? [top, left, bottom, right] : [0, 0, 0, 0]),
+          ints('pads', [top, left, bottom, right]),
           int('group', node.groups),
         ],
       });

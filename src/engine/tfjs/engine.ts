@@ -56,7 +56,8 @@ function convParams(node: Node<Conv2dOp>, weights: Weights): ConvParams {
 function conv(node: Node<Conv2dOp>, params: ConvParams, x: tf.Tensor4D): tf.Tensor4D {
   const options = {
     strides: node.stride,
-    pad: node.padding,
+    // A number pads every side by it: symmetric padding.
+    pad: node.padding === 'symmetric' ? ((node.kernel - 1) * node.dilation) / 2 : node.padding,
     dilations: node.dilation,
     activation: node.activation === 'none' ? ('linear' as const) : node.activation,
   };

@@ -2,7 +2,9 @@
 // worker has loaded and warmed up its models) and closed after the last request has finished.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../../config.js';
+import { ConfigError, type Config } from '../../config.js';
+import { refOf } from '../../pipeline/models.js';
+import { placeModels, PlacementError } from '../../pipeline/placement.js';
 import { WorkerPool, type RestartReason } from '../../pool/pool.js';
 
 declare module 'fastify' {
@@ -14,13 +16,23 @@ declare module 'fastify' {
 }
 
 export default fp(async (app: FastifyInstance, { config }: { config: Config }) => {
+  let assignment: string[][];
+  try {
+    assignment = placeModels(app.models.models.map((m) => ({ name: m.name, bytes: m.memoryBytes })), config.poolSize, config.workerMemoryBytes);
+  } catch (err) {
+    // A budget the models of MODELS cannot fit is a configuration the service cannot start with.
+    if (err instanceof PlacementError) throw new ConfigError(err.message);
+    throw err;
+  }
   const pool = new WorkerPool({
     size: config.poolSize,
+    assignment,
     maxQueue: config.maxQueue,
     taskTimeoutMs: config.workerTimeoutMs,
     worker: {
       modelDir: config.modelDir,
       models: config.models,
+      refs: Object.fromEntries(app.models.models.map((m) => [m.name, refOf(m)])),
       engine: config.engine,
       threads: config.engineThreads,
       tfjsBackend: config.tfjsBackend,
@@ -38,4 +50,4 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
   app.decorate('modelsLoaded', pool.start());
   // Fastify closes the listener and waits for in-flight requests before onClose hooks run.
   app.addHook('onClose', () => pool.close());
-}, { name: 'pool', dependencies: ['metrics'] });
+}, { name: 'pool', dependencies: ['metrics', 'models'] });

@@ -1,5 +1,6 @@
 // Liveness, readiness, the model list and Prometheus metrics.
 import type { FastifyInstance } from 'fastify';
+import { CROP_POLICIES, RESIZE_KERNELS } from '../../decode/preprocess.js';
 import { ApiError } from '../errors.js';
 import { errorSchema } from '../schemas.js';
 
@@ -30,23 +31,27 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'task', 'description', 'alpha', 'resolution', 'preprocess', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'split'],
+                required: ['name', 'version', 'task', 'format', 'description', 'alpha', 'resolution', 'preprocess', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'memoryBytes', 'workers', 'split'],
                 properties: {
                   name: { type: 'string' },
+                  version: { type: 'integer', minimum: 1 },
                   task: { type: 'string' },
+                  format: { type: 'string' },
                   description: { type: 'string' },
                   alpha: { type: 'number' },
                   resolution: { type: 'integer' },
                   preprocess: {
                     type: 'object',
                     required: ['crop', 'kernel'],
-                    properties: { crop: { type: 'string' }, fraction: { type: 'number' }, kernel: { type: 'string' } },
+                    properties: { crop: { type: 'string', enum: [...CROP_POLICIES] }, fraction: { type: 'number' }, kernel: { type: 'string', enum: [...RESIZE_KERNELS] } },
                   },
                   weights: { type: 'string' },
                   classes: { type: 'integer' },
                   params: { type: 'integer' },
                   multiplyAdds: { type: 'integer' },
                   peakActivationBytes: { type: 'integer' },
+                  memoryBytes: { type: 'integer' },
+                  workers: { type: 'integer' },
                   split: { type: 'integer', minimum: 1 },
                 },
               },
@@ -59,7 +64,9 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
     engine: config.engine,
     models: models.models.map((m) => ({
       name: m.name,
+      version: m.version,
       task: m.task,
+      format: m.format,
       description: m.description,
       alpha: m.alpha,
       resolution: m.resolution,
@@ -70,6 +77,8 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
       params: m.params,
       multiplyAdds: m.multiplyAdds,
       peakActivationBytes: m.peakActivationBytes,
+      memoryBytes: m.memoryBytes,
+      workers: pool.placement.filter((names) => names.includes(m.name)).length,
       split: m.split,
     })),
   }));
@@ -84,6 +93,14 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
     const held = app.pipeline.memoryHeld;
     metrics.heldMemory.set({ budget: 'bodies' }, held.bodies);
     metrics.heldMemory.set({ budget: 'pixels' }, held.pixels);
+    // What is loaded now: series of unloaded models and replaced versions go.
+    for (const gauge of [metrics.modelLoaded, metrics.modelParameters, metrics.modelMultiplyAdds]) gauge.reset();
+    for (const m of models.models) {
+      const labels = { model: m.name, version: String(m.version) };
+      metrics.modelLoaded.set({ ...labels, task: m.task }, 1);
+      metrics.modelParameters.set(labels, m.params);
+      metrics.modelMultiplyAdds.set(labels, m.multiplyAdds);
+    }
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });

@@ -10,28 +10,43 @@ export interface NamedTensor {
   values: Float32Array;
 }
 
+/** A string attribute: base64 in newer converter output, char codes in older. */
+export type AttrString = string | number[];
+
 export interface GraphNodeDef {
   name: string;
   op: string;
   input?: string[];
-  attr?: Record<string, { f?: number; i?: string; s?: string | number[] }>;
+  attr?: Record<string, {
+    f?: number;
+    i?: string;
+    b?: boolean;
+    s?: AttrString;
+    list?: { i?: string[]; s?: AttrString[] };
+    shape?: { dim?: { size?: string }[] };
+  }>;
 }
+
+export const attrString = (s: AttrString | undefined): string | undefined =>
+  s === undefined ? undefined : Array.isArray(s) ? String.fromCharCode(...s) : Buffer.from(s, 'base64').toString('latin1');
 
 export interface TfjsGraphModel {
   tensors: Map<string, NamedTensor>;
   nodes: Map<string, GraphNodeDef>;
 }
 
-interface WeightSpec {
+export interface WeightSpec {
   name: string;
   shape: number[];
   dtype: 'float32' | 'int32' | string;
   quantization?: { dtype: 'uint8' | 'uint16' | 'float16'; scale?: number; min?: number };
 }
 
+export type WeightsManifest = { paths: string[]; weights: WeightSpec[] }[];
+
 interface ModelJson {
   modelTopology: { node: GraphNodeDef[] };
-  weightsManifest: { paths: string[]; weights: WeightSpec[] }[];
+  weightsManifest: WeightsManifest;
 }
 
 export class TfjsFormatError extends Error {}
@@ -62,20 +77,26 @@ function decode(spec: WeightSpec, bytes: Uint8Array): Float32Array {
   return Float32Array.from({ length: count }, (_, i) => read(i) * q.scale! + q.min!);
 }
 
-export function readTfjsGraphModel(dir: string): TfjsGraphModel {
-  let json: ModelJson;
+/** A TensorFlow.js model folder's model.json, parsed. */
+export function readModelJson(dir: string): unknown {
   try {
-    json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as ModelJson;
+    return JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
   } catch (err) {
     throw new TfjsFormatError(`cannot read ${join(dir, 'model.json')}: ${(err as Error).message}`);
   }
-  if (!json.modelTopology?.node || !Array.isArray(json.weightsManifest)) {
-    throw new TfjsFormatError(`${join(dir, 'model.json')} is not a TensorFlow.js graph model`);
-  }
+}
+
+/** The tensors a weights manifest describes, read from its shards in `dir` (graph and layers models share the format). */
+export function readWeights(dir: string, manifest: WeightsManifest): Map<string, NamedTensor> {
   const tensors = new Map<string, NamedTensor>();
-  for (const group of json.weightsManifest) {
+  for (const group of manifest) {
     // A group's specs run through its shards back to back.
-    const data = Buffer.concat(group.paths.map((p) => readFileSync(join(dir, p))));
+    let data: Buffer;
+    try {
+      data = Buffer.concat(group.paths.map((p) => readFileSync(join(dir, p))));
+    } catch (err) {
+      throw new TfjsFormatError(`cannot read the weight shards of ${dir}: ${(err as Error).message}`);
+    }
     let offset = 0;
     for (const spec of group.weights) {
       const elements = spec.shape.reduce((a, b) => a * b, 1);
@@ -88,5 +109,13 @@ export function readTfjsGraphModel(dir: string): TfjsGraphModel {
     }
     if (offset !== data.length) throw new TfjsFormatError(`shards ${group.paths.join(', ')} hold ${data.length - offset} bytes no weight describes`);
   }
-  return { tensors, nodes: new Map(json.modelTopology.node.map((n) => [n.name, n])) };
+  return tensors;
+}
+
+export function readTfjsGraphModel(dir: string): TfjsGraphModel {
+  const json = readModelJson(dir) as ModelJson;
+  if (!json.modelTopology?.node || !Array.isArray(json.weightsManifest)) {
+    throw new TfjsFormatError(`${join(dir, 'model.json')} is not a TensorFlow.js graph model`);
+  }
+  return { tensors: readWeights(dir, json.weightsManifest), nodes: new Map(json.modelTopology.node.map((n) => [n.name, n])) };
 }

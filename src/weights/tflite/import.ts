@@ -1,23 +1,17 @@
-// Maps the convolutions of a TFLite classifier onto our graph, in execution order, checking
-// every tensor's shape and every convolution's stride, padding and activation on the way.
-import { elementCount, isDepthwise, type Conv2dOp, type Graph, type Node } from '../../model/graph.js';
-import { filterShape, tfliteLayout, toOIHW, WeightImportError, type ImportedWeights, type InputQuantization } from '../common.js';
+// A TFLite classifier as the neutral description (../classifier.ts): the convolutions before the
+// global pool (AVERAGE_POOL_2D over the whole map, or MEAN), the 1x1 convolutions or
+// FULLY_CONNECTED layers after it, and whether it ends in SOFTMAX; mapped onto our graph from
+// there. And one TFLite convolution onto one node, as DeepLab's importer matches them by scope.
+import { elementCount, isDepthwise, type Activation, type Conv2dOp, type Graph, type Node } from '../../model/graph.js';
+import { importClassifier, type FileClassifier, type FileLayer } from '../classifier.js';
+import { filterShape, tfliteLayout, toOIHW, WeightImportError, type FilterLayout, type ImportedWeights, type InputQuantization } from '../common.js';
 import { BuiltinOp, readTflite, type TfliteModel, type TfliteOperator, type TfliteTensor } from './reader.js';
 
+/** A TFLite classifier's weights on our graph (any width, resolution, head and class count); the input must be quantized. */
 export function importTfliteWeights(graph: Graph, file: Uint8Array): ImportedWeights {
-  const model = readTflite(file);
-  const convOps = model.operators.filter(
-    (op) => op.builtinCode === BuiltinOp.CONV_2D || op.builtinCode === BuiltinOp.DEPTHWISE_CONV_2D,
-  );
-  const convNodes = graph.nodes.filter((n): n is Node<Conv2dOp> => n.kind === 'conv2d');
-  if (convOps.length !== convNodes.length) {
-    throw new WeightImportError(
-      `graph ${graph.name} has ${convNodes.length} convolutions but the file has ${convOps.length}`,
-    );
-  }
-  const weights = new Map<string, Float32Array>();
-  convNodes.forEach((node, i) => importConv(node, convOps[i]!, model, weights));
-  return { weights, input: inputQuantization(model) };
+  const { weights, input } = importClassifier(graph, readTfliteClassifier(file));
+  if (!input) throw new WeightImportError(`graph ${graph.name}: the file's input is not uint8, so it does not say how pixels are normalized`);
+  return { weights, input };
 }
 
 /**
@@ -104,4 +98,90 @@ export function dequantize(tensor: TfliteTensor, count: number, layer: string): 
     const c = channels === 1 ? 0 : Math.floor(i / inner) % channels;
     return q.scale[c]! * (raw(i) - Number(q.zeroPoint[c] ?? 0n));
   });
+}
+
+/** Operators that reshape or requantize without changing what the values mean. */
+const PASS_THROUGH: ReadonlySet<number> = new Set([BuiltinOp.RESHAPE, BuiltinOp.SQUEEZE, BuiltinOp.QUANTIZE, BuiltinOp.DEQUANTIZE]);
+
+function activationOf(op: TfliteOperator, activation: string | undefined, model: TfliteModel): Activation {
+  if (activation === 'none' || activation === 'relu' || activation === 'relu6') return activation;
+  throw new WeightImportError(`operator ${op.index} (${describe(model.tensors[op.outputs[0]!]!)}) has a fused activation this service does not run`);
+}
+
+function layerOf(op: TfliteOperator, model: TfliteModel): FileLayer {
+  const [filter, bias] = [op.inputs[1], op.inputs[2]].map((t) => (t === undefined || t < 0 ? undefined : model.tensors[t]));
+  if (!filter?.data || !bias?.data) throw new WeightImportError(`operator ${op.index} lacks a constant filter or bias tensor`);
+  const dense = op.builtinCode === BuiltinOp.FULLY_CONNECTED;
+  const depthwise = op.builtinCode === BuiltinOp.DEPTHWISE_CONV_2D;
+  // A FULLY_CONNECTED weight [out, in] is the OHWI filter of a 1x1 convolution.
+  const layout: FilterLayout = depthwise ? 'IHWO' : 'OHWI';
+  const shape = dense ? [filter.shape[0]!, 1, 1, filter.shape[1]!] : filter.shape;
+  const conv = op.conv;
+  if (!dense && (!conv || conv.strideW !== conv.strideH || conv.dilationW !== conv.dilationH)) {
+    throw new WeightImportError(`operator ${op.index} (${describe(filter)}) has unequal strides or dilations`);
+  }
+  return {
+    source: describe(filter),
+    depthwise,
+    filterShape: shape,
+    layout,
+    stride: conv?.strideH ?? 1,
+    dilation: conv?.dilationH ?? 1,
+    padding: conv?.padding ?? 'valid',
+    activation: activationOf(op, dense ? op.denseActivation : conv?.activation, model),
+    values: () => ({
+      filter: dequantize(filter, filter.shape.reduce((a, b) => a * b, 1), describe(filter)),
+      bias: dequantize(bias, bias.shape.reduce((a, b) => a * b, 1), describe(bias)),
+    }),
+  };
+}
+
+export function readTfliteClassifier(file: Uint8Array): FileClassifier {
+  const model = readTflite(file);
+  const backbone: FileLayer[] = [];
+  const head: FileLayer[] = [];
+  let pooled = false;
+  let softmax = false;
+  let adds = 0;
+  for (const op of model.operators) {
+    if (softmax && !PASS_THROUGH.has(op.builtinCode)) throw new WeightImportError(`operator ${op.index} (builtin code ${op.builtinCode}) follows the softmax`);
+    switch (op.builtinCode) {
+      case BuiltinOp.CONV_2D:
+      case BuiltinOp.DEPTHWISE_CONV_2D:
+      case BuiltinOp.FULLY_CONNECTED:
+        (pooled ? head : backbone).push(layerOf(op, model));
+        if (!pooled && op.builtinCode === BuiltinOp.FULLY_CONNECTED) throw new WeightImportError(`operator ${op.index} is fully connected before the global pool`);
+        break;
+      case BuiltinOp.ADD:
+        adds++;
+        break;
+      case BuiltinOp.AVERAGE_POOL_2D:
+      case BuiltinOp.MEAN: {
+        const [, h, w] = model.tensors[op.inputs[0]!]!.shape;
+        const whole = op.builtinCode === BuiltinOp.MEAN || (op.pool?.padding === 'valid' && op.pool.filterH === h && op.pool.filterW === w);
+        if (pooled || !whole) throw new WeightImportError(`operator ${op.index} pools ${describe(model.tensors[op.inputs[0]!]!)} but a classifier pools its last feature map once, whole`);
+        pooled = true;
+        break;
+      }
+      case BuiltinOp.SOFTMAX:
+        softmax = true;
+        break;
+      default:
+        if (!PASS_THROUGH.has(op.builtinCode)) {
+          throw new WeightImportError(`operator ${op.index} (builtin code ${op.builtinCode}, output ${describe(model.tensors[op.outputs[0]!]!)}) is not part of a MobileNetV2 classifier`);
+        }
+    }
+  }
+  const input = model.tensors[model.inputs[0]!]!;
+  const [, height, width] = input.shape;
+  const read = new Set(model.operators.flatMap((op) => op.inputs));
+  return {
+    inputSize: height! > 0 && width! > 0 ? [height!, width!] : undefined,
+    backbone,
+    head,
+    softmax,
+    adds,
+    unused: model.tensors.filter((t) => t.data && !read.has(t.index)).map(describe),
+    input: input.type === 'uint8' ? inputQuantization(model) : undefined,
+  };
 }

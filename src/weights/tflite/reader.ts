@@ -11,7 +11,7 @@ const TENSOR_TYPES: Record<number, TensorType> = {
 /** Builtin operator codes we interpret (schema enum BuiltinOperator). */
 export const BuiltinOp = {
   ADD: 0, AVERAGE_POOL_2D: 1, CONCATENATION: 2, CONV_2D: 3, DEPTHWISE_CONV_2D: 4, DEQUANTIZE: 6,
-  FULLY_CONNECTED: 9, LOGISTIC: 14, RESHAPE: 22, RESIZE_BILINEAR: 23, SOFTMAX: 25, MEAN: 40, ARG_MAX: 56, QUANTIZE: 114,
+  FULLY_CONNECTED: 9, LOGISTIC: 14, RESHAPE: 22, RESIZE_BILINEAR: 23, SOFTMAX: 25, MEAN: 40, SQUEEZE: 43, ARG_MAX: 56, QUANTIZE: 114,
 } as const;
 
 export interface Quantization {
@@ -69,6 +69,8 @@ export interface TfliteOperator {
   pool?: PoolOptions;
   /** Present for CONCATENATION: the axis in TFLite's NHWC order. */
   concatAxis?: number;
+  /** Present for FULLY_CONNECTED (FullyConnectedOptions' fused activation; none when absent). */
+  denseActivation?: ConvOptions['activation'];
 }
 
 export interface TfliteModel {
@@ -212,6 +214,7 @@ export function readTflite(file: Uint8Array): TfliteModel {
         : undefined,
       pool: builtinCode === BuiltinOp.AVERAGE_POOL_2D && options ? poolOptions(options) : undefined,
       concatAxis: builtinCode === BuiltinOp.CONCATENATION ? (options?.int32(0) ?? 0) : undefined,
+      denseActivation: builtinCode === BuiltinOp.FULLY_CONNECTED ? (ACTIVATIONS[options?.int8(0) ?? 0] ?? 'other') : undefined,
     };
   });
 
