@@ -48,9 +48,25 @@ function scrapeJob() {
 }
 
 describe.skipIf(composeTool.skip)('docker-compose.yml', () => {
+  /**
+   * The file as docker-compose resolves it. Compose 1 prints short forms (volumes 'source:target');
+   * Compose 2 long ones (ports with mode and protocol, published as a string; volumes as objects):
+   * both become the short forms.
+   */
   const normalized = async (file: string) => {
     const { stdout } = await run(composeTool.paths['docker-compose']!, ['-f', file, 'config'], { cwd: ROOT });
-    return parse(stdout) as { services: Record<string, ComposeService> };
+    const { services } = parse(stdout) as { services: Record<string, Record<string, unknown>> };
+    type LongVolume = { source: string; target: string; read_only?: boolean };
+    type LongPort = { published: number | string; target: number };
+    for (const service of Object.values(services)) {
+      if (Array.isArray(service.volumes)) {
+        service.volumes = (service.volumes as (string | LongVolume)[]).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}${v.read_only ? ':ro' : ''}`));
+      }
+      if (Array.isArray(service.ports)) {
+        service.ports = (service.ports as LongPort[]).map(({ published, target }) => ({ published: Number(published), target }));
+      }
+    }
+    return { services: services as Record<string, ComposeService> };
   };
 
   it('is valid for docker-compose, which refuses a misspelt key', async () => {
