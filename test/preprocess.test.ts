@@ -19,6 +19,19 @@ beforeAll(async () => {
   reference = (await decodeImage(photo('cat.png'), 224, LIMITS)).pixels;
 });
 
+/** The JPEG with its ICC profile segments (APP2 'ICC_PROFILE') cut out, found by walking the markers. */
+function withoutIccProfile(jpeg: Buffer): Buffer {
+  const kept = [jpeg.subarray(0, 2)];
+  let at = 2;
+  while (jpeg[at] === 0xff && jpeg[at + 1] !== 0xda) {
+    const length = jpeg.readUInt16BE(at + 2);
+    const isIcc = jpeg[at + 1] === 0xe2 && jpeg.toString('latin1', at + 4, at + 15) === 'ICC_PROFILE';
+    if (!isIcc) kept.push(jpeg.subarray(at, at + 2 + length));
+    at += 2 + length;
+  }
+  return Buffer.concat([...kept, jpeg.subarray(at)]);
+}
+
 describe('decodeImage', () => {
   const source = () => sharp(photo('cat.png'));
   const variants: [string, () => Promise<Buffer>, string, number][] = [
@@ -37,6 +50,17 @@ describe('decodeImage', () => {
     expect(image).toMatchObject({ format, width: 512, height: 341 });
     expect(image.pixels.length).toBe(224 * 224 * 3);
     expect(meanDifference(image.pixels, reference)).toBeLessThan(tolerance);
+  });
+
+  it('ignores an embedded ICC profile: the pixels are the stored values, as without the profile', async () => {
+    const tagged = await source().jpeg({ quality: 95 }).withIccProfile('p3').toBuffer();
+    const untagged = withoutIccProfile(tagged);
+    expect(untagged.length).toBeLessThan(tagged.length);
+    const [a, b] = await Promise.all([decodeImage(tagged, 224, LIMITS), decodeImage(untagged, 224, LIMITS)]);
+    expect(Buffer.from(a.pixels).equals(Buffer.from(b.pixels))).toBe(true);
+    // Not vacuous: converting with the profile gives other values.
+    const managed = await sharp(tagged).resize(224, 224, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
+    expect(meanDifference(managed, b.pixels)).toBeGreaterThan(1);
   });
 
   it('turns greyscale into three equal channels', async () => {
@@ -107,6 +131,32 @@ describe('preprocessing: crop and resize kernel', () => {
     const theirs = tf.image.resizeBilinear(tf.slice(image, [21, 32, 0], [299, 448, 3]), [224, 224], false, false);
     expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(0.5 + 1e-3);
     tf.dispose([image, theirs]);
+  });
+
+  it('a JPEG far larger than the input shrinks on load, then shows what TensorFlow\'s crop and resize of the whole decode would', async () => {
+    // 7x cat.png, smooth enough that reducing it first changes little; its view is 3136 x 2089, 9x the input.
+    const big = await sharp(photo('cat.png')).resize(3584, 2387, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+    const ours = await decodeImage(big, 224, LIMITS, CENTRAL);
+    const { data, info } = await sharp(big).raw().toBuffer({ resolveWithObject: true });
+    const image = tf.tensor3d(Float32Array.from(data), [info.height, info.width, 3]);
+    const { x, y, width, height } = ours.view;
+    const theirs = tf.image.resizeBilinear(tf.slice(image, [y, x, 0], [height, width, 3]), [224, 224], false, false);
+    const exact = Uint8Array.from(theirs.dataSync() as Float32Array, Math.round);
+    // Reduced to 1.5x the input first (antialiased), it differs from the aliased exact resize by
+    // 2.05 grey levels on average (deterministic: libvips and libjpeg give the same bytes each run).
+    expect(meanDifference(ours.pixels, exact)).toBeLessThan(2.5);
+    // Not vacuous: a crop misplaced by 40 of its 3136 pixels shows far more.
+    const shifted = Uint8Array.from(tf.image.resizeBilinear(tf.slice(image, [y + 40, x + 40, 0], [height, width, 3]), [224, 224], false, false).dataSync() as Float32Array, Math.round);
+    expect(meanDifference(shifted, exact)).toBeGreaterThan(2 * meanDifference(ours.pixels, exact));
+    tf.dispose([image, theirs]);
+  });
+
+  it('lanczos3 with a central crop resizes the whole photo and cuts the view out, as close as cutting first', async () => {
+    const ours = await decodeImage(photo('parrot.jpg'), 224, LIMITS, { ...CENTRAL, kernel: 'lanczos3' });
+    const { x, y, width, height } = ours.view;
+    const cutFirst = await sharp(photo('parrot.jpg'), { ignoreIcc: true }).extract({ left: x, top: y, width, height }).resize(224, 224, { fit: 'fill' }).raw().toBuffer();
+    expect(meanDifference(ours.pixels, cutFirst)).toBeLessThan(1.5);
+    expect(meanDifference((await decodeImage(photo('parrot.jpg'), 224, LIMITS)).pixels, cutFirst)).toBeGreaterThan(5);
   });
 
   it('crops the photo as seen: EXIF orientation first, with either kernel', async () => {

@@ -74,7 +74,7 @@ export class ImagePipeline {
     lifetime.stage = 'decode';
     const inspected = await untilAborted(inspectImage(bytes, this.options.limits), signal);
     const image = {
-      ...(await this.withPixels(inspected.decodedBytes, lifetime, (limits) => decodePixels(bytes, inspected, model.resolution, limits, model.preprocess))),
+      ...(await this.withPixels(inspected.decodedBytes, lifetime, (limits) => decodePixels(inspected, model.resolution, limits, model.preprocess))),
       decodedBytes: inspected.decodedBytes,
     };
     const decoded = performance.now();
