@@ -111,15 +111,26 @@ describe('preprocessing: crop and resize kernel', () => {
     return tf.tensor3d(Float32Array.from(data), [info.height, info.width, 3]);
   };
   const largestDifference = (ours: Uint8Array, theirs: Float32Array) => ours.reduce((worst, v, i) => Math.max(worst, Math.abs(v - theirs[i]!)), 0);
+  /** Rounding to a byte, and libvips' bilinear weights, which are 12-bit fixed point. */
+  const ROUNDING = 0.5 + 255 / 4096;
 
   it('bilinear is TensorFlow\'s resize_bilinear (align_corners and half_pixel_centers false), to the rounding of a byte', async () => {
     const ours = await decodeImage(photo('cat.png'), 224, LIMITS, { crop: 'none', kernel: 'bilinear' });
     const image = await whole();
     const theirs = tf.image.resizeBilinear(image, [224, 224], false, false);
-    expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(0.5 + 1e-3);
+    expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(ROUNDING);
     // Not the antialiased default: that differs by far more than rounding.
     expect(largestDifference(reference, theirs.dataSync() as Float32Array)).toBeGreaterThan(10);
     tf.dispose([image, theirs]);
+  });
+
+  it('bilinear enlarges a photo smaller than the input as TensorFlow does, edges included', async () => {
+    const small = await sharp(photo('cat.png')).resize(150, 100, { fit: 'fill' }).png().toBuffer();
+    const ours = await decodeImage(small, 224, LIMITS, { crop: 'none', kernel: 'bilinear' });
+    const { data } = await sharp(small).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const theirs = tf.image.resizeBilinear(tf.tensor3d(Float32Array.from(data), [100, 150, 3]), [224, 224], false, false);
+    expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(ROUNDING);
+    tf.dispose(theirs);
   });
 
   it('central crops 87.5% of each side as tf.image.central_crop does, then resizes; the photo keeps its size', async () => {
@@ -129,7 +140,7 @@ describe('preprocessing: crop and resize kernel', () => {
     expect([ours.width, ours.height]).toEqual([512, 341]);
     const image = await whole();
     const theirs = tf.image.resizeBilinear(tf.slice(image, [21, 32, 0], [299, 448, 3]), [224, 224], false, false);
-    expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(0.5 + 1e-3);
+    expect(largestDifference(ours.pixels, theirs.dataSync() as Float32Array)).toBeLessThanOrEqual(ROUNDING);
     tf.dispose([image, theirs]);
   });
 

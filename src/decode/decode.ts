@@ -76,55 +76,35 @@ export function centralCrop(width: number, height: number, fraction: number): Ph
 }
 
 /**
- * TensorFlow's resize_bilinear (legacy coordinates) of an RGB region to size x size, rounded to
- * bytes. The region may start and end between pixels (a crop of a photo decoded smaller); an
- * integer region samples exactly as tf.image.resize_bilinear of that crop.
+ * A whole-pixel region of an RGB image, copied row by row; with `repeatEdge`, one more column and
+ * row repeating its last ones.
  */
-export function resizeBilinear(rgb: Uint8Array, stride: number, region: PhotoRegion, size: number): Uint8Array {
-  const out = new Uint8Array(size * size * 3);
-  const [sy, sx] = [region.height / size, region.width / size];
-  const [lastX, lastY] = [Math.ceil(region.x + region.width) - 1, Math.ceil(region.y + region.height) - 1];
-  // Per output column: the byte offsets of its two input columns and the weight of the second.
-  const lefts = new Int32Array(size);
-  const rights = new Int32Array(size);
-  // float32 weights, as TensorFlow computes them.
-  const dxs = new Float32Array(size);
-  for (let x = 0; x < size; x++) {
-    const inX = region.x + x * sx;
-    const x0 = Math.floor(inX);
-    lefts[x] = 3 * x0;
-    rights[x] = 3 * Math.min(x0 + 1, lastX);
-    dxs[x] = inX - x0;
-  }
-  let o = 0;
-  for (let y = 0; y < size; y++) {
-    const inY = region.y + y * sy;
-    const y0 = Math.floor(inY);
-    const dy = inY - y0;
-    const top = y0 * stride;
-    const bottom = Math.min(y0 + 1, lastY) * stride;
-    for (let x = 0; x < size; x++) {
-      const dx = dxs[x]!;
-      const left = lefts[x]!;
-      const right = rights[x]!;
-      for (let c = 0; c < 3; c++) {
-        const t = rgb[top + left + c]! + (rgb[top + right + c]! - rgb[top + left + c]!) * dx;
-        const u = rgb[bottom + left + c]! + (rgb[bottom + right + c]! - rgb[bottom + left + c]!) * dx;
-        out[o++] = Math.round(t + (u - t) * dy);
-      }
-    }
+function cutOut(rgb: Uint8Array, stride: number, region: PhotoRegion, repeatEdge = false): Uint8Array {
+  const extra = repeatEdge ? 1 : 0;
+  const rowBytes = 3 * (region.width + extra);
+  const out = new Uint8Array(rowBytes * (region.height + extra));
+  for (let y = 0; y < region.height + extra; y++) {
+    const from = (region.y + Math.min(y, region.height - 1)) * stride + 3 * region.x;
+    out.set(rgb.subarray(from, from + 3 * region.width), rowBytes * y);
+    if (repeatEdge) out.copyWithin(rowBytes * (y + 1) - 3, rowBytes * (y + 1) - 6, rowBytes * (y + 1) - 3);
   }
   return out;
 }
 
-/** A whole-pixel region of an RGB image, copied row by row. */
-function cropRgb(rgb: Uint8Array, stride: number, region: PhotoRegion): Uint8Array {
-  const out = new Uint8Array(region.width * region.height * 3);
-  for (let y = 0; y < region.height; y++) {
-    const from = (region.y + y) * stride + 3 * region.x;
-    out.set(rgb.subarray(from, from + 3 * region.width), 3 * region.width * y);
-  }
-  return out;
+/**
+ * TensorFlow's resize_bilinear (legacy coordinates: input = output x in / out, no antialiasing) of
+ * a region of an RGB image to size x size, run by libvips on libuv's threads: an affine scale with
+ * the bilinear interpolator and no offsets samples the same points. TensorFlow clamps at the
+ * region's last row and column where libvips would read past them, hence the repeated edge.
+ */
+async function resizeBilinear(rgb: Uint8Array, stride: number, region: PhotoRegion, size: number): Promise<Uint8Array> {
+  const padded = cutOut(rgb, stride, region, true);
+  const { data, info } = await sharp(padded, { raw: { width: region.width + 1, height: region.height + 1, channels: 3 } })
+    .affine([size / region.width, 0, 0, size / region.height], { interpolator: 'bilinear' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  // The transformed edge column and row reach one output pixel past size.
+  return cutOut(data, 3 * info.width, { x: 0, y: 0, width: size, height: size });
 }
 
 const ascii = (bytes: Uint8Array, start: number, end: number) => String.fromCharCode(...bytes.subarray(start, end));
@@ -260,8 +240,11 @@ export async function decodePixels(image: InspectedImage, resolution: number, li
       const shrinks = (format === 'jpeg' || format === 'webp') && reduction >= SHRINK_ON_LOAD_FROM;
       const [w, h] = shrinks ? [Math.round(width / reduction), Math.round(height / reduction)] : [width, height];
       const whole = await rawRgb(oriented, w, h, shrinks);
+      // The view in the reduced photo, to whole pixels (a third of an output pixel at most).
       const [sx, sy] = [w / width, h / height];
-      pixels = resizeBilinear(whole, 3 * w, { x: view.x * sx, y: view.y * sy, width: view.width * sx, height: view.height * sy }, resolution);
+      const [x, y] = [Math.round(view.x * sx), Math.round(view.y * sy)];
+      const region = shrinks ? { x, y, width: Math.min(Math.round(view.width * sx), w - x), height: Math.min(Math.round(view.height * sy), h - y) } : view;
+      pixels = await resizeBilinear(whole, 3 * w, region, resolution);
     } else if (view.width === width && view.height === height) {
       pixels = await rawRgb(oriented, resolution, resolution, true);
     } else {
@@ -269,7 +252,7 @@ export async function decodePixels(image: InspectedImage, resolution: number, li
       const [w, h] = [Math.round((width * resolution) / view.width), Math.round((height * resolution) / view.height)];
       const whole = await rawRgb(oriented, w, h, true);
       const [x, y] = [Math.min(Math.round((view.x * w) / width), w - resolution), Math.min(Math.round((view.y * h) / height), h - resolution)];
-      pixels = cropRgb(whole, 3 * w, { x, y, width: resolution, height: resolution });
+      pixels = cutOut(whole, 3 * w, { x, y, width: resolution, height: resolution });
     }
     return { format, width, height, view, pixels };
   } catch (err) {
