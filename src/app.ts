@@ -17,6 +17,7 @@ import poolPlugin from './http/plugins/pool.js';
 import { classifyRoute } from './http/routes/classify.js';
 import { demoRoutes } from './http/routes/demo.js';
 import { detectRoute } from './http/routes/detect.js';
+import { embedRoute } from './http/routes/embed.js';
 import { docsRoutes } from './http/routes/docs.js';
 import { segmentRoute } from './http/routes/segment.js';
 import { systemRoutes } from './http/routes/system.js';
@@ -83,10 +84,11 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
     // Refused before the whole body arrived. A request that ran out of time or lost its client
     // is closed with its answer. Any other is answered now and the rest of its body read and
     // discarded afterwards, so the connection stays open and the answer reaches clients that
-    // write their whole body before they read; one whose body does not end in time is closed.
+    // write their whole body before they read; one whose body does not end in time is closed
+    // (destroying the message closes its socket).
     if (!request.raw.complete) {
       if (code === 'deadline_exceeded' || code === 'cancelled') reply.header('connection', 'close');
-      else reply.raw.once('finish', () => void discardBody(request.raw).then((drained) => drained || request.raw.socket?.destroy()));
+      else reply.raw.once('finish', () => void discardBody(request.raw).then((drained) => drained || request.raw.destroy()));
     }
     // One code, one status: the status always comes from the code's definition.
     return reply.code(ERROR_CODES[code]).headers(answer.headers).send(errorBody(code, answer.message));
@@ -100,6 +102,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(classifyRoute);
   await app.register(detectRoute);
   await app.register(segmentRoute);
+  await app.register(embedRoute);
   // Pages for people (API docs, demo); outside the API contract.
   await app.register(docsRoutes);
   await app.register(demoRoutes);
