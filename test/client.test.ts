@@ -93,6 +93,7 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     expect(outcome.detectionPicture.bytes).toBeGreaterThan(10_000);
     expect(outcome.segmented).toContain('dog');
     expect(outcome.maskBytes).toBeGreaterThan(100);
+    expect(outcome.embeddingDimensions).toBe(1280);
     expect(new Set(outcome.models.map((m) => m.task))).toEqual(new Set(['classification', 'detection', 'segmentation']));
     expect([outcome.health, outcome.ready]).toEqual(['ok', 'ready']);
     expect(outcome.metrics).toMatch(/^vision_multiply_adds_total\{/m);

@@ -368,6 +368,7 @@ describe('openapi.yaml', () => {
         classify: 'POST /v1/classify',
         detect: 'POST /v1/detect',
         segment: 'POST /v1/segment',
+        embed: 'POST /v1/embed',
         listModels: 'GET /v1/models',
         health: 'GET /healthz',
         ready: 'GET /readyz',
@@ -705,6 +706,23 @@ describe('openapi.yaml', () => {
       await call(app, 'POST', segment, { status: 422, code: 'invalid_image' }, { payload: photo('truncated.jpg') });
     });
 
+    it('embeds as documented, in JSON and as float32 or float16 bytes', async () => {
+      const embed = '/v1/embed';
+      const { body } = await call(app, 'POST', `${embed}?normalize=true`, { status: 200 }, { payload: photo('parrot.jpg') });
+      expect((body as { dimensions: number }).dimensions).toBe(1280);
+      await call(app, 'POST', embed, { status: 200 }, multipartBody([imagePart(photo('parrot.jpg'))]));
+      for (const format of ['float32', 'float16']) {
+        const { res } = await call(app, 'POST', `${embed}?format=${format}`, { status: 200 }, { payload: photo('parrot.jpg') });
+        expect(res.rawPayload.length).toBe(1280 * (format === 'float32' ? 4 : 2));
+      }
+      for (const query of ['normalize=yes', 'format=float64', 'topk=3']) {
+        await call(app, 'POST', `${embed}?${query}`, { status: 400, code: 'invalid_request' }, { payload: photo('parrot.jpg') });
+      }
+      await call(app, 'POST', `${embed}?model=ssdlite_mobilenet_v2_coco`, { status: 400, code: 'unknown_model' }, { payload: photo('parrot.jpg') });
+      await call(app, 'POST', embed, { status: 415, code: 'unsupported_media_type' }, { payload: 'not an image', headers: { 'content-type': 'text/plain' } });
+      await call(app, 'POST', embed, { status: 422, code: 'invalid_image' }, { payload: photo('truncated.jpg') });
+    });
+
     it('answers the GET routes as documented', async () => {
       const { body: models } = await call(app, 'GET', '/v1/models', { status: 200 });
       const list = (models as { models: { name: string; multiplyAdds: number }[] }).models;
@@ -750,7 +768,7 @@ describe('openapi.yaml', () => {
     });
 
     it('exercised a documented response of every operation', () => {
-      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'detect 200', 'detect 400', 'detect 415', 'detect 422', 'segment 200', 'segment 400', 'segment 415', 'segment 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404']) {
+      for (const id of ['classify 200', 'classify 400', 'classify 415', 'classify 422', 'detect 200', 'detect 400', 'detect 415', 'detect 422', 'segment 200', 'segment 400', 'segment 415', 'segment 422', 'embed 200', 'embed 400', 'embed 415', 'embed 422', 'listModels 200', 'health 200', 'ready 200', 'metrics 200', 'unknown route 404']) {
         expect(exercised, id).toContain(id);
       }
     });

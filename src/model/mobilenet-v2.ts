@@ -169,11 +169,16 @@ function addInvertedResidual(
   };
 }
 
-/** The classifier with the handles its users need: class count and the probabilities. */
+/** The classifier with the handles its users need: class count, the probabilities, the pooled features. */
 export interface ClassifierGraph extends BuiltGraph {
   readonly classes: number;
   /** Softmax over the classes, [classes]. */
   readonly probabilities: Tensor;
+  /**
+   * The backbone's globally pooled features, [channels, 1, 1] (1280 at width 1.0 and below): the
+   * image embedding. A graph output too, so one run gives both.
+   */
+  readonly features: Tensor;
 }
 
 /** The classification network: backbone, global average pool, 1x1 classifier, softmax. */
@@ -185,5 +190,11 @@ export function mobileNetV2Classifier(config: MobileNetV2Config): ClassifierGrap
   const pooled = g.globalAvgPool('global_average_pooling2d', features.output.name);
   const logits = g.conv2d('Logits', pooled, { out: classes });
   const probabilities = g.softmax('predictions', logits);
-  return { graph: g.build([probabilities]), input: g.tensor(input), classes, probabilities: g.tensor(probabilities) };
+  return {
+    graph: g.build([probabilities, pooled]),
+    input: g.tensor(input),
+    classes,
+    probabilities: g.tensor(probabilities),
+    features: g.tensor(pooled),
+  };
 }

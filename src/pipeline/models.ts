@@ -6,9 +6,11 @@ import type { EngineName } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';
 import { STRATEGIES, strategyMultiplyAdds, type DeepLabHead, type Strategy } from '../model/deeplab.js';
 import { OUTPUT_STRIDES, type OutputStride } from '../model/mobilenet-v2.js';
+import { subgraphTo } from '../model/graph.js';
+import type { ClassifierGraph } from '../model/mobilenet-v2.js';
 import { splitGraph } from '../model/split.js';
 import { Labels } from '../render/labels.js';
-import type { Task, TaskRequest } from '../tasks.js';
+import type { Task, TaskKind, TaskRequest } from '../tasks.js';
 
 export type SegmentationSetting = `${OutputStride}/${Strategy}`;
 
@@ -31,6 +33,8 @@ export interface ModelInfo {
   engine: EngineName;
   split: number;
   labels: Labels;
+  /** Classifiers: the embedding (the backbone's pooled features), its length and the backbone's multiply-adds, the layers up to the pool. */
+  embedding?: { dimensions: number; multiplyAdds: number };
   /** Segmentation models: the file's output stride and head, and the multiply-adds of every setting a request may choose. */
   segmentation?: {
     outputStride: OutputStride;
@@ -66,6 +70,7 @@ export function describeModel(entry: CatalogEntry, modelDir: string, serving: { 
     engine: serving.engine,
     split,
     labels,
+    embedding: entry.task === 'classification' ? embeddingOf(built as ClassifierGraph) : undefined,
     segmentation: entry.task === 'segmentation' ? {
       outputStride: entry.outputStride,
       head: entry.head,
@@ -77,22 +82,31 @@ export function describeModel(entry: CatalogEntry, modelDir: string, serving: { 
   };
 }
 
+function embeddingOf({ graph, features }: ClassifierGraph): ModelInfo['embedding'] {
+  return { dimensions: features.shape[0]!, multiplyAdds: costOf(subgraphTo(graph, [features.name])).multiplyAdds };
+}
+
 /** A model's multiply-adds for one image, under the settings the request chose. */
 export function multiplyAddsOf(model: ModelInfo, request: TaskRequest): number {
   if (request.task === 'segmentation' && model.segmentation) {
     return model.segmentation.multiplyAdds[`${request.outputStride}/${request.strategy}`];
   }
+  // The same run computes the probabilities too, but an embedding needs only the backbone: its cost is the backbone's.
+  if (request.task === 'embedding' && model.embedding) return model.embedding.multiplyAdds;
   return model.multiplyAdds;
 }
+
+/** Whether a model answers requests of a kind: its own task, or the embedding of a classifier. */
+export const serves = (model: ModelInfo, kind: TaskKind): boolean => model.task === kind || (kind === 'embedding' && model.embedding !== undefined);
 
 export class UnknownModelError extends Error {}
 
 export class ModelRegistry {
   constructor(readonly models: readonly ModelInfo[]) {}
 
-  /** The named model of a task, or the task's first model. */
-  find(task: Task, name: string | undefined): ModelInfo {
-    const candidates = this.models.filter((m) => m.task === task);
+  /** The named model that serves a task (or the embedding), or the first such model. */
+  find(task: TaskKind, name: string | undefined): ModelInfo {
+    const candidates = this.models.filter((m) => serves(m, task));
     const model = name === undefined ? candidates[0] : candidates.find((m) => m.name === name);
     if (!model) {
       const loaded = candidates.map((m) => m.name).join(', ') || 'none';

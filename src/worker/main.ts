@@ -4,7 +4,7 @@
 import { findEntry } from '../catalog/catalog.js';
 import type { FromWorker, InferTask, ToWorker, WorkerConfig } from '../pool/messages.js';
 import { actOut } from './faults.js';
-import { loadRunner, runOn, type AnyRunner } from './load.js';
+import { loadModel, runOn, type LoadedModel } from './load.js';
 import { variantCache, type VariantCache } from './segmentation-runner.js';
 
 const send = (message: FromWorker) => process.send?.(message);
@@ -22,7 +22,7 @@ process.on('uncaughtException', (err) => {
 });
 
 class Worker {
-  private readonly runners = new Map<string, AnyRunner>();
+  private readonly models = new Map<string, LoadedModel>();
   private readonly variants: VariantCache;
   /** The running task's stop signal, by task id. */
   private readonly stops = new Map<number, AbortController>();
@@ -33,7 +33,7 @@ class Worker {
   }
 
   async load(): Promise<void> {
-    for (const name of this.config.models) this.runners.set(name, await loadRunner(findEntry(name), this.config, this.variants));
+    for (const name of this.config.models) this.models.set(name, await loadModel(findEntry(name), this.config, this.variants));
   }
 
   /** Reported with every answer, so the server can export it. */
@@ -57,10 +57,10 @@ class Worker {
   }
 
   private async run(task: InferTask, signal: AbortSignal) {
-    const runner = this.runners.get(task.model);
-    if (!runner) throw new Error(`model ${task.model} is not loaded in this worker`);
+    const model = this.models.get(task.model);
+    if (!model) throw new Error(`model ${task.model} is not loaded in this worker`);
     const started = performance.now();
-    const output = await runOn(runner, task.request, task.pixels, signal);
+    const output = await runOn(model, task.request, task.input, signal);
     return { output, inferenceMs: performance.now() - started };
   }
 
@@ -72,7 +72,7 @@ class Worker {
     // An engine must not be released under a run: let the current task finish first.
     await this.running.catch(() => {});
     await this.variants.clear();
-    for (const runner of this.runners.values()) await runner.dispose();
+    for (const model of this.models.values()) await model.dispose();
     process.exit(0);
   }
 }

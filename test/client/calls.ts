@@ -68,6 +68,9 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
   });
   if (!mask.data) throw new Error(`segment mask failed: ${mask.response.status}`);
 
+  const embedded = await client.POST('/v1/embed', { params: { query: { normalize: true } }, body: photos.classify, bodySerializer: raw });
+  if (!embedded.data || !('embedding' in embedded.data)) throw new Error(`embed failed: ${JSON.stringify(embedded.error)}`);
+
   const models = await client.GET('/v1/models');
   const health = await client.GET('/healthz');
   const ready = await client.GET('/readyz');
@@ -88,6 +91,7 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
     detectionPicture: { type: picture.data.type, bytes: picture.data.size },
     segmented: segmented.data.legend.map((entry) => entry.label),
     maskBytes: mask.data.size,
+    embeddingDimensions: embedded.data.dimensions,
     models: models.data.models.map(({ name, task }) => ({ name, task })),
     health: health.data.status,
     ready: ready.data.status,

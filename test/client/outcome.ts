@@ -9,6 +9,7 @@ export interface Outcome {
   detectionPicture: { type: string; bytes: number };
   segmented: string[];
   maskBytes: number;
+  embeddingDimensions: number;
   models: { name: string; task: string }[];
   health: string;
   ready: string;
