@@ -17,6 +17,8 @@ export type TaskInput = { kind: 'pixels'; pixels: Uint8Array } | { kind: 'normal
 export interface ClassificationRequest {
   task: 'classification';
   topk: number;
+  /** Also return the embedding the same run computed (the Open Inference Protocol asks for both at once). */
+  embedding?: { normalize: boolean };
 }
 
 export interface ScoredClass {
@@ -28,6 +30,8 @@ export interface ClassificationOutput {
   task: 'classification';
   /** The k most probable classes, most probable first. */
   classes: ScoredClass[];
+  /** When the request asked for it. */
+  embedding?: Float32Array;
 }
 
 export interface EmbeddingRequest {
@@ -41,6 +45,10 @@ export interface EmbeddingOutput {
   /** The backbone's globally pooled features, one per channel. */
   features: Float32Array;
 }
+
+/** Most detections one image may return, and the defaults of a detection request. */
+export const MAX_DETECTIONS = 100;
+export const DETECTION_DEFAULTS = { minScore: 0.5, maxDetections: 20, iouThreshold: 0.6 } as const;
 
 export interface DetectionRequest {
   task: 'detection';

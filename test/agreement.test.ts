@@ -12,8 +12,7 @@ import { ssdAnchors, type SsdGraph } from '../src/model/ssdlite.js';
 import type { Detection } from '../src/tasks.js';
 import { topK } from '../src/worker/classify.js';
 import { decodeBoxes, iou, selectDetections } from '../src/worker/detect.js';
-import { l2Normalized } from '../src/worker/embed.js';
-import { normalize } from '../src/worker/normalize.js';
+import { l2Normalized, normalize } from '../src/worker/normalize.js';
 import { MODEL_DIR, photo } from './helpers.js';
 
 const PHOTOS = ['grace_hopper.png', 'cat.png', 'pets.jpg', 'kite_and_cold.jpg', 'parrot.jpg', 'multi_objects.jpg', 'dog_segmentation.png', 'bird.png'];

@@ -25,8 +25,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   // The worker shares only the message contract with the pool's side.
   'worker': ['catalog', 'engine', 'model', 'weights', 'tasks.ts', 'pool/messages.ts'],
   'pipeline': ['catalog', 'decode', 'engine', 'metrics', 'model', 'pool', 'render', 'tasks.ts'],
+  // The Open Inference Protocol's data model, shared by its REST and gRPC front-ends.
+  'oip': ['model', 'pipeline', 'pool', 'render', 'tasks.ts'],
   'config.ts': ['catalog', 'engine'],
-  'http': ['catalog', 'config.ts', 'decode', 'engine', 'metrics', 'model', 'pipeline', 'pool', 'render', 'tasks.ts'],
+  'http': ['catalog', 'config.ts', 'decode', 'engine', 'metrics', 'model', 'oip', 'pipeline', 'pool', 'render', 'tasks.ts'],
   'app.ts': ['config.ts', 'http', 'pipeline'],
   'server.ts': ['app.ts', 'config.ts'],
 };

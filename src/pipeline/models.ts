@@ -104,6 +104,13 @@ export class UnknownModelError extends Error {}
 export class ModelRegistry {
   constructor(readonly models: readonly ModelInfo[]) {}
 
+  /** The model of that name, whatever its task. */
+  named(name: string): ModelInfo {
+    const model = this.models.find((m) => m.name === name);
+    if (!model) throw new UnknownModelError(`no model named '${name}'; loaded models: ${this.models.map((m) => m.name).join(', ')}`);
+    return model;
+  }
+
   /** The named model that serves a task (or the embedding), or the first such model. */
   find(task: TaskKind, name: string | undefined): ModelInfo {
     const candidates = this.models.filter((m) => serves(m, task));

@@ -4,7 +4,7 @@ import { elementCount } from '../model/graph.js';
 import type { ClassifierGraph } from '../model/mobilenet-v2.js';
 import type { ClassificationOutput, ClassificationRequest, ScoredClass, TaskInput } from '../tasks.js';
 import type { InputQuantization } from '../weights/common.js';
-import { engineInput } from './normalize.js';
+import { engineInput, l2Normalized } from './normalize.js';
 import { checkpoint, type TaskRunner } from './runner.js';
 
 /** The k most probable classes, most probable first; ties keep the lower index first. */
@@ -26,6 +26,13 @@ export class Classifier {
     await checkpoint(signal);
     return this.engine.run({ data: engineInput(input, this.quantization, elementCount(this.model.input.shape)), batch: 1 });
   }
+
+  /** The pooled features of a run, unit length if asked. */
+  embedding(outputs: Map<string, Float32Array>, normalize: boolean): Float32Array {
+    // A copy: the engine's output buffer may hold every output of the run.
+    const features = Float32Array.from(outputs.get(this.model.features.name)!);
+    return normalize ? l2Normalized(features) : features;
+  }
 }
 
 export class ClassificationRunner implements TaskRunner<ClassificationRequest> {
@@ -35,6 +42,8 @@ export class ClassificationRunner implements TaskRunner<ClassificationRequest> {
 
   async run(request: ClassificationRequest, input: TaskInput, signal?: AbortSignal): Promise<ClassificationOutput> {
     const outputs = await this.classifier.run(input, signal);
-    return { task: 'classification', classes: topK(outputs.get(this.classifier.model.probabilities.name)!, request.topk) };
+    const classes = topK(outputs.get(this.classifier.model.probabilities.name)!, request.topk);
+    if (!request.embedding) return { task: 'classification', classes };
+    return { task: 'classification', classes, embedding: this.classifier.embedding(outputs, request.embedding.normalize) };
   }
 }

@@ -4,14 +4,6 @@ import type { EmbeddingOutput, EmbeddingRequest, TaskInput } from '../tasks.js';
 import type { Classifier } from './classify.js';
 import type { TaskRunner } from './runner.js';
 
-/** `values` scaled to unit Euclidean length; all zeros stay zeros (no direction to keep). */
-export function l2Normalized(values: Float32Array): Float32Array {
-  let sumOfSquares = 0;
-  for (const v of values) sumOfSquares += v * v;
-  const norm = Math.sqrt(sumOfSquares);
-  return norm === 0 ? values : values.map((v) => v / norm);
-}
-
 export class EmbeddingRunner implements TaskRunner<EmbeddingRequest> {
   readonly task = 'embedding';
 
@@ -19,8 +11,6 @@ export class EmbeddingRunner implements TaskRunner<EmbeddingRequest> {
 
   async run(request: EmbeddingRequest, input: TaskInput, signal?: AbortSignal): Promise<EmbeddingOutput> {
     const outputs = await this.classifier.run(input, signal);
-    // A copy: the engine's output buffer may hold every output of the run.
-    const features = Float32Array.from(outputs.get(this.classifier.model.features.name)!);
-    return { task: 'embedding', features: request.normalize ? l2Normalized(features) : features };
+    return { task: 'embedding', features: this.classifier.embedding(outputs, request.normalize) };
   }
 }

@@ -14,3 +14,11 @@ export function engineInput(input: TaskInput, quantization: InputQuantization, l
   if (values.length !== length) throw new Error(`the input has ${values.length} values; the model takes ${length}`);
   return values;
 }
+
+/** `values` scaled to unit Euclidean length; all zeros stay zeros (no direction to keep). */
+export function l2Normalized(values: Float32Array): Float32Array {
+  let sumOfSquares = 0;
+  for (const v of values) sumOfSquares += v * v;
+  const norm = Math.sqrt(sumOfSquares);
+  return norm === 0 ? values : values.map((v) => v / norm);
+}
