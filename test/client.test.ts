@@ -97,8 +97,16 @@ describe('a TypeScript client generated from openapi.yaml', () => {
     expect(new Set(outcome.models.map((m) => m.task))).toEqual(new Set(['classification', 'detection', 'segmentation']));
     expect([outcome.health, outcome.ready]).toEqual(['ok', 'ready']);
     expect(outcome.metrics).toMatch(/^vision_multiply_adds_total\{/m);
+    expect(outcome.v2).toEqual({
+      health: [200, 200, 200, 200],
+      extensions: ['binary_tensor_data', 'classification'],
+      inputs: ['input', 'image'],
+      sameVersioned: true,
+      topClasses: [expect.stringMatching(/:89:macaw$/), expect.stringMatching(/:89:macaw$/)],
+    });
     expect(outcome.errors).toEqual([
       { status: 415, code: 'unsupported_media_type' },
+      { status: 400, code: 'unknown_model' },
       { status: 400, code: 'unknown_model' },
     ]);
 
@@ -109,7 +117,7 @@ describe('a TypeScript client generated from openapi.yaml', () => {
         .filter((key) => ['get', 'post', 'put', 'delete', 'patch'].includes(key))
         .map((method) => `${method.toUpperCase()} ${path}`),
     );
-    expect(documented.length).toBeGreaterThanOrEqual(7);
+    expect(documented.length).toBeGreaterThanOrEqual(17);
     expect([...new Set(outcome.called)].sort()).toEqual(documented.sort());
   });
 });

@@ -77,11 +77,39 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
   const metrics = await client.GET('/metrics', { parseAs: 'text' });
   if (!models.data || !health.data || !ready.data || metrics.data === undefined) throw new Error('a GET route failed');
 
+  // The Open Inference Protocol: health answers are bare statuses, the rest typed JSON.
+  const name = classified.data.model.name;
+  const model = { params: { path: { name } } };
+  const version = { params: { path: { name, version: '1' } } };
+  const v2Health = [
+    await client.GET('/v2/health/live'),
+    await client.GET('/v2/health/ready'),
+    await client.GET('/v2/models/{name}/ready', model),
+    await client.GET('/v2/models/{name}/versions/{version}/ready', version),
+  ].map((r) => r.response.status);
+  const server = await client.GET('/v2');
+  const metadata = await client.GET('/v2/models/{name}', model);
+  const versioned = await client.GET('/v2/models/{name}/versions/{version}', version);
+  if (!server.data || !metadata.data || !versioned.data) throw new Error('a v2 metadata route failed');
+  const image = await photos.classify.arrayBuffer();
+  const request: components['schemas']['V2InferRequest'] = {
+    inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], data: [Buffer.from(image).toString('base64')] }],
+    outputs: [{ name: 'probabilities', parameters: { classification: 1 } }],
+  };
+  const inferred = await client.POST('/v2/models/{name}/infer', { ...model, body: request });
+  const inferredVersion = await client.POST('/v2/models/{name}/versions/{version}/infer', { ...version, body: request });
+  // The route can also answer with binary tensors, so the type is JSON or Blob until narrowed.
+  if (!inferred.data || !('outputs' in inferred.data) || !inferredVersion.data || !('outputs' in inferredVersion.data)) {
+    throw new Error(`v2 infer failed: ${JSON.stringify(inferred.error ?? inferredVersion.error)}`);
+  }
+
   // Refusals come back as the typed error body, with the documented codes.
   const refusedImage = await client.POST('/v1/classify', { body: photos.notAnImage, bodySerializer: raw });
   if (refusedImage.error) errors.push({ status: refusedImage.response.status, code: refusedImage.error.error.code });
   const refusedModel = await client.POST('/v1/detect', { params: { query: { model: 'no_such_model' } }, body: photos.detect, bodySerializer: raw });
   if (refusedModel.error) errors.push({ status: refusedModel.response.status, code: refusedModel.error.error.code });
+  const refusedV2 = await client.POST('/v2/models/{name}/infer', { params: { path: { name: 'no_such_model' } }, body: request });
+  if (refusedV2.error) errors.push({ status: refusedV2.response.status, code: refusedV2.error.code });
 
   return {
     called,
@@ -92,6 +120,13 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
     segmented: segmented.data.legend.map((entry) => entry.label),
     maskBytes: mask.data.size,
     embeddingDimensions: embedded.data.dimensions,
+    v2: {
+      health: v2Health,
+      extensions: server.data.extensions,
+      inputs: metadata.data.inputs.map((i) => i.name),
+      sameVersioned: JSON.stringify(versioned.data) === JSON.stringify(metadata.data),
+      topClasses: [inferred.data, inferredVersion.data].map((r) => String(r.outputs[0]!.data![0])),
+    },
     models: models.data.models.map(({ name, task }) => ({ name, task })),
     health: health.data.status,
     ready: ready.data.status,

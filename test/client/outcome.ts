@@ -10,6 +10,8 @@ export interface Outcome {
   segmented: string[];
   maskBytes: number;
   embeddingDimensions: number;
+  /** The Open Inference Protocol's routes: health statuses, metadata, top class of each infer route. */
+  v2: { health: number[]; extensions: string[]; inputs: string[]; sameVersioned: boolean; topClasses: string[] };
   models: { name: string; task: string }[];
   health: string;
   ready: string;
