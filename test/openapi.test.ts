@@ -344,8 +344,8 @@ async function call(
   expect(res.statusCode, `${method} ${url}: ${res.body.slice(0, 300)}`).toBe(expected.status);
   // The task API's {error: {code}}, or the Open Inference Protocol's {error, code}.
   if (expected.code) {
-    const { error, code } = body as ErrorBodyJson | { error: string; code: string };
-    expect(typeof error === 'string' ? code : error.code).toBe(expected.code);
+    const answer = body as ErrorBodyJson | { error: string; code: string };
+    expect(typeof answer.error === 'string' ? (answer as { code: string }).code : answer.error.code).toBe(expected.code);
   }
   return { res, body };
 }
