@@ -1,7 +1,7 @@
 // The service as a Fastify plugin: tests build it with `inject`, server.ts only listens.
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Config } from './config.js';
+import { drainDeadlineMs, type Config } from './config.js';
 import { errorBody } from './http/errors.js';
 import { errorHandler } from './http/error-handler.js';
 import { bodyBudget } from './http/body-budget.js';
@@ -32,7 +32,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(drainPlugin);
   await app.register(securityHeaders);
   // Requests in flight when a shutdown starts end within 80% of its drain timeout.
-  await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs, drainMs: Math.floor(0.8 * config.drainTimeoutMs) });
+  await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs, drainMs: drainDeadlineMs(config) });
   await app.register(bodyBudget, { bodyLimitBytes: config.bodyLimitBytes });
 
   await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: 2, fields: 4, parts: 6 } });

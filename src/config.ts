@@ -7,6 +7,8 @@ import { ENGINE_NAMES, TFJS_BACKENDS, type EngineName, type TfjsBackendChoice } 
 export interface Config {
   host: string;
   port: number;
+  /** The Open Inference Protocol's gRPC port; undefined: no gRPC server. */
+  grpcPort: number | undefined;
   modelDir: string;
   models: string[];
   engine: EngineName;
@@ -46,6 +48,9 @@ export interface Config {
   drainTimeoutMs: number;
   logLevel: string;
 }
+
+/** What in-flight requests get of DRAIN_TIMEOUT_MS on shutdown: each ends, answered, before the drain does. */
+export const drainDeadlineMs = (config: Pick<Config, 'drainTimeoutMs'>): number => Math.floor(0.8 * config.drainTimeoutMs);
 
 const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models/files', import.meta.url));
 const MIB = 1024 * 1024;
@@ -109,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     host: env.HOST ?? '0.0.0.0',
     port: integer(env, 'PORT', 8080, 0),
+    grpcPort: env.GRPC_PORT === undefined || env.GRPC_PORT === '' ? undefined : integer(env, 'GRPC_PORT', 0, 0),
     modelDir: env.MODEL_DIR || DEFAULT_MODEL_DIR,
     models,
     engine: oneOf(env, 'ENGINE', ENGINE_NAMES, 'onnx'),

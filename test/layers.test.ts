@@ -30,7 +30,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   'config.ts': ['catalog', 'engine'],
   'http': ['catalog', 'config.ts', 'decode', 'engine', 'metrics', 'model', 'oip', 'pipeline', 'pool', 'render', 'tasks.ts'],
   'app.ts': ['config.ts', 'http', 'pipeline'],
-  'server.ts': ['app.ts', 'config.ts'],
+  // The Open Inference Protocol over gRPC: a front-end beside http/, never through it.
+  'grpc': ['decode', 'metrics', 'oip', 'pipeline', 'pool'],
+  'server.ts': ['app.ts', 'config.ts', 'grpc'],
 };
 
 function sources(dir: string): string[] {

@@ -7,6 +7,10 @@ import { EXTENSIONS } from './extensions.js';
 import type { Datatype } from './tensors.js';
 
 export const SERVER_NAME = 'mobilenet-serving';
+
+/** The methods of the protocol's gRPC service, inference.GRPCInferenceService. */
+export const GRPC_METHODS = ['ServerLive', 'ServerReady', 'ModelReady', 'ServerMetadata', 'ModelMetadata', 'ModelInfer'] as const;
+export type GrpcMethod = (typeof GRPC_METHODS)[number];
 const SERVER_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Every model has one version: the weights it was loaded with. */

@@ -48,11 +48,21 @@ function flatten(what: string, data: unknown): unknown[] {
   return data.some(Array.isArray) ? data.flat(Infinity) : data;
 }
 
+function expectCount(what: string, shape: readonly number[], length: number): void {
+  const count = elementsOf(what, shape);
+  if (length !== count) throw new ProtocolError(`${what}: shape [${shape.join(', ')}] has ${count} elements, data has ${length}`);
+}
+
+/** BYTES elements given as byte strings (gRPC's bytes_contents), checked against the shape. */
+export function bytesElements(what: string, shape: readonly number[], elements: Uint8Array[]): Uint8Array[] {
+  expectCount(what, shape, elements.length);
+  return elements;
+}
+
 /** JSON tensor data to elements. BYTES elements are base64 strings: a JSON string carries text, not bytes. */
 export function valuesFromJson(what: string, datatype: Datatype, shape: readonly number[], data: unknown): TensorValues {
   const flat = flatten(what, data);
-  const count = elementsOf(what, shape);
-  if (flat.length !== count) throw new ProtocolError(`${what}: shape [${shape.join(', ')}] has ${count} elements, data has ${flat.length}`);
+  expectCount(what, shape, flat.length);
   const numbers = (check: (v: number) => boolean, expected: string) => flat.map((v, i) => {
     if (typeof v !== 'number' || !check(v)) throw new ProtocolError(`${what}: element ${i} is ${JSON.stringify(v)}, not ${expected}`);
     return v;
@@ -86,8 +96,7 @@ export function valuesFromBytes(what: string, datatype: Datatype, shape: readonl
       elements.push(view.subarray(at + 4, at + 4 + length));
       at += 4 + length;
     }
-    if (elements.length !== count) throw new ProtocolError(`${what}: shape [${shape.join(', ')}] has ${count} elements, the data holds ${elements.length}`);
-    return elements;
+    return bytesElements(what, shape, elements);
   }
   const expected = count * ELEMENT_BYTES[datatype];
   if (view.length !== expected) throw new ProtocolError(`${what}: ${datatype} [${shape.join(', ')}] is ${expected} bytes, ${view.length} were sent`);
