@@ -3,6 +3,7 @@
 // the pool and the metrics; each call gets a request lifetime from its gRPC deadline (bounded as
 // X-Request-Timeout-Ms is) and ends it early when the client cancels. On shutdown it stops taking
 // calls, brings the deadlines of those in flight forward to the drain, and waits for them.
+import { fileURLToPath } from 'node:url';
 import {
   Server, ServerCredentials, loadPackageDefinition, status,
   type GrpcObject, type sendUnaryData, type ServerUnaryCall, type ServiceClientConstructor, type UntypedServiceImplementation,
@@ -17,7 +18,7 @@ import { UnknownModelError, type ModelRegistry } from '../pipeline/models.js';
 import { inferRequestOf, inferResponseOf, type ModelInferRequest } from './messages.js';
 import { grpcFailureOf, type GrpcFailure } from './status.js';
 
-const PROTO = new URL('./inference.proto', import.meta.url);
+const PROTO = fileURLToPath(new URL('./inference.proto', import.meta.url));
 
 /** Failures worth a warning in the log, as the HTTP side warns of its 5xx and cancelled requests. */
 const SERVER_SIDE: readonly status[] = [status.DEADLINE_EXCEEDED, status.CANCELLED, status.RESOURCE_EXHAUSTED, status.UNAVAILABLE, status.INTERNAL];
@@ -49,7 +50,7 @@ export interface GrpcServer {
 }
 
 function serviceDefinition() {
-  const definition = loadSync(PROTO.pathname, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+  const definition = loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
   const inference = (loadPackageDefinition(definition) as GrpcObject).inference as GrpcObject;
   return (inference.GRPCInferenceService as ServiceClientConstructor).service;
 }

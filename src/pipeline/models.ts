@@ -97,7 +97,7 @@ export function multiplyAddsOf(model: ModelInfo, request: TaskRequest): number {
 }
 
 /** Whether a model answers requests of a kind: its own task, or the embedding of a classifier. */
-export const serves = (model: ModelInfo, kind: TaskKind): boolean => model.task === kind || (kind === 'embedding' && model.embedding !== undefined);
+const serves = (model: ModelInfo, kind: TaskKind): boolean => model.task === kind || (kind === 'embedding' && model.embedding !== undefined);
 
 export class UnknownModelError extends Error {}
 

@@ -4,7 +4,7 @@
 // no longer matches the document fails the type-check before it fails at run time.
 import createClient from 'openapi-fetch';
 import type { components, paths } from './generated/openapi.js';
-import type { Outcome } from './outcome.js';
+import { outcomeOf, type Outcome } from './outcome.js';
 
 /** The raw body as it is: openapi-fetch would otherwise send JSON. */
 const raw = (body: unknown) => body as BodyInit;
@@ -111,26 +111,20 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
   const refusedV2 = await client.POST('/v2/models/{name}/infer', { params: { path: { name: 'no_such_model' } }, body: request });
   if (refusedV2.error) errors.push({ status: refusedV2.response.status, code: refusedV2.error.code });
 
-  return {
+  return outcomeOf({
     called,
-    topClass: classified.data.predictions[0]!.label,
-    multipartTopClass: multipart.data.predictions[0]!.label,
-    detected: detected.data.detections.map((d) => d.label),
-    detectionPicture: { type: picture.data.type, bytes: picture.data.size },
-    segmented: segmented.data.legend.map((entry) => entry.label),
-    maskBytes: mask.data.size,
-    embeddingDimensions: embedded.data.dimensions,
-    v2: {
-      health: v2Health,
-      extensions: server.data.extensions,
-      inputs: metadata.data.inputs.map((i) => i.name),
-      sameVersioned: JSON.stringify(versioned.data) === JSON.stringify(metadata.data),
-      topClasses: [inferred.data, inferredVersion.data].map((r) => String(r.outputs[0]!.data![0])),
-    },
-    models: models.data.models.map(({ name, task }) => ({ name, task })),
-    health: health.data.status,
-    ready: ready.data.status,
+    classified: classified.data,
+    multipart: multipart.data,
+    detected: detected.data,
+    picture: picture.data,
+    segmented: segmented.data,
+    mask: mask.data,
+    embedded: embedded.data,
+    models: models.data,
+    health: health.data,
+    ready: ready.data,
     metrics: metrics.data,
+    v2: { health: v2Health, server: server.data, metadata: metadata.data, versioned: versioned.data, inferred: [inferred.data, inferredVersion.data] },
     errors,
-  };
+  });
 }

@@ -1,5 +1,6 @@
-// What test/client/calls.ts reports. Its own file, free of the generated client, so that
-// test/client.test.ts can use it under the root type-check, which runs before the client exists.
+// What test/client/calls.ts and test/hey-api/calls.ts report. Its own file, free of the generated
+// clients, so that test/client.test.ts can use it under the root type-check, which runs before
+// the clients exist; the answers are typed by their shape, so either client's types fit.
 export interface Outcome {
   /** `METHOD /path` of every call made, as the document names the path. */
   called: string[];
@@ -18,4 +19,58 @@ export interface Outcome {
   metrics: string;
   /** The error codes of the refused calls, with their statuses. */
   errors: { status: number; code: string }[];
+}
+
+interface Labelled {
+  label: string;
+}
+
+/** The answers every client gets from the routes, once narrowed to their JSON or Blob. */
+export interface Answers {
+  called: string[];
+  classified: { predictions: Labelled[] };
+  multipart: { predictions: Labelled[] };
+  detected: { detections: Labelled[] };
+  picture: Blob;
+  segmented: { legend: Labelled[] };
+  mask: Blob;
+  embedded: { dimensions: number };
+  models: { models: { name: string; task: string }[] };
+  health: { status: string };
+  ready: { status: string };
+  metrics: string;
+  v2: {
+    health: number[];
+    server: { extensions: string[] };
+    metadata: { inputs: { name: string }[] };
+    versioned: unknown;
+    /** The answers of the two infer routes. */
+    inferred: { outputs: { data?: unknown[] }[] }[];
+  };
+  errors: { status: number; code: string }[];
+}
+
+export function outcomeOf(a: Answers): Outcome {
+  return {
+    called: a.called,
+    topClass: a.classified.predictions[0]!.label,
+    multipartTopClass: a.multipart.predictions[0]!.label,
+    detected: a.detected.detections.map((d) => d.label),
+    detectionPicture: { type: a.picture.type, bytes: a.picture.size },
+    segmented: a.segmented.legend.map((entry) => entry.label),
+    maskBytes: a.mask.size,
+    embeddingDimensions: a.embedded.dimensions,
+    v2: {
+      health: a.v2.health,
+      extensions: a.v2.server.extensions,
+      inputs: a.v2.metadata.inputs.map((i) => i.name),
+      sameVersioned: JSON.stringify(a.v2.versioned) === JSON.stringify(a.v2.metadata),
+      topClasses: a.v2.inferred.map((r) => String(r.outputs[0]!.data![0])),
+    },
+    models: a.models.models.map(({ name, task }) => ({ name, task })),
+    health: a.health.status,
+    ready: a.ready.status,
+    metrics: a.metrics,
+    errors: a.errors,
+  };
 }

@@ -5,7 +5,7 @@
 import { createClient } from './generated/client/index.js';
 import * as api from './generated/sdk.gen.js';
 import type { ErrorCode, V2InferRequest } from './generated/types.gen.js';
-import type { Outcome } from '../client/outcome.js';
+import { outcomeOf, type Outcome } from '../client/outcome.js';
 
 /** The SDK types every image body as its multipart form; a raw body is that form's file sent as it is. */
 const raw = (headers: Record<string, string> = {}) => ({ bodySerializer: (body: unknown) => (body as { image: Blob }).image, headers: { 'Content-Type': 'application/octet-stream', ...headers } });
@@ -77,26 +77,20 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
   const refusedV2 = await api.v2Infer({ client, path: { name: 'no_such_model' }, body: request });
   if (refusedV2.error && 'code' in refusedV2.error) errors.push({ status: refusedV2.response.status, code: refusedV2.error.code });
 
-  return {
+  return outcomeOf({
     called,
-    topClass: classified.data.predictions[0]!.label,
-    multipartTopClass: multipart.data.predictions[0]!.label,
-    detected: detected.data.detections.map((d) => d.label),
-    detectionPicture: { type: picture.data.type, bytes: picture.data.size },
-    segmented: segmented.data.legend.map((entry) => entry.label),
-    maskBytes: mask.data.size,
-    embeddingDimensions: embedded.data.dimensions,
-    v2: {
-      health: v2Health,
-      extensions: server.data.extensions,
-      inputs: metadata.data.inputs.map((i) => i.name),
-      sameVersioned: JSON.stringify(versioned.data) === JSON.stringify(metadata.data),
-      topClasses: [inferred.data, inferredVersion.data].map((r) => String(r.outputs[0]!.data![0])),
-    },
-    models: models.data.models.map(({ name: n, task }) => ({ name: n, task })),
-    health: health.data.status,
-    ready: ready.data.status,
+    classified: classified.data,
+    multipart: multipart.data,
+    detected: detected.data,
+    picture: picture.data,
+    segmented: segmented.data,
+    mask: mask.data,
+    embedded: embedded.data,
+    models: models.data,
+    health: health.data,
+    ready: ready.data,
     metrics: metrics.data,
+    v2: { health: v2Health, server: server.data, metadata: metadata.data, versioned: versioned.data, inferred: [inferred.data, inferredVersion.data] },
     errors,
-  };
+  });
 }
