@@ -1,12 +1,11 @@
-# syntax=docker/dockerfile:1.7
-#
 # docker build -t mobilenet-serving .
 #     model files downloaded from their official sources and sha256-checked while building
-# docker build -t mobilenet-serving --build-context model-mirror=../shared --build-arg MODEL_MIRROR=/mirror/models .
+# docker build -t mobilenet-serving --build-context model-mirror=../shared .
 #     model files copied from a local mirror instead (laid out like ../shared: models/, labels/)
 # docker build -t mobilenet-serving:no-models --build-arg FETCH_MODELS=0 .
 #     no model files: mount them at run time, e.g. -v "$PWD/models/files:/models:ro" -e MODEL_DIR=/models
 #
+# Every feature used is in BuildKit's built-in Dockerfile frontend: no `# syntax=` image to fetch.
 # Debian slim, not Alpine: sharp and onnxruntime-node ship prebuilt binaries for glibc.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -23,6 +22,8 @@ COPY tools/openapi-codegen/package.json tools/openapi-codegen/
 COPY models/manifest.json models/
 COPY scripts/fetch-models.ts scripts/model-files.ts scripts/
 ARG FETCH_MODELS=1
+# Where the model files are copied from; empty: /mirror/models if the model-mirror context has
+# that folder, else the files' official sources.
 ARG MODEL_MIRROR=
 # 1: also fetch tfjs-node's native TensorFlow (hundreds of MB) for ENGINE=tfjs; without it,
 # ENGINE=tfjs runs on TensorFlow.js's wasm backend.
@@ -32,6 +33,8 @@ ARG TFJS_NATIVE=0
 # FETCH_MODELS=0 can leave it out. Every model file is checked against the size and sha256 in
 # models/manifest.json; a mismatch fails the build.
 # ONNX Runtime ships binaries for every OS and CPU (about 240 MB): only this platform's stay.
+# Nothing reads source maps, type declarations, protobufjs's command-line tools or sharp's
+# WebAssembly fallback (the native build is there) at run time: about 100 MB.
 RUN --mount=type=cache,target=/root/.npm \
     --mount=type=bind,from=model-mirror,target=/mirror \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
@@ -39,15 +42,21 @@ RUN --mount=type=cache,target=/root/.npm \
     && if [ "$TFJS_NATIVE" = 1 ]; then npm rebuild @tensorflow/tfjs-node; \
        else rm -rf node_modules/@tensorflow/tfjs-node node_modules/@tensorflow/tfjs node_modules/@tensorflow/tfjs-layers \
                    node_modules/@tensorflow/tfjs-data node_modules/@tensorflow/tfjs-backend-webgl node_modules/core-js; fi \
-    && if [ "$FETCH_MODELS" = 1 ]; then MODEL_MIRROR="$MODEL_MIRROR" npm run models; else mkdir -p models/files; fi \
+    && mirror="$MODEL_MIRROR" && if [ -z "$mirror" ] && [ -d /mirror/models ]; then mirror=/mirror/models; fi \
+    && if [ "$FETCH_MODELS" = 1 ]; then MODEL_MIRROR="$mirror" npm run models; else mkdir -p models/files; fi \
     && arch="$(node -p process.arch)" \
     && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 ! -path "*/linux" -exec rm -rf {} + \
-    && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 ! -name "$arch" -exec rm -rf {} +
+    && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 ! -name "$arch" -exec rm -rf {} + \
+    && find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete \
+    && rm -rf node_modules/protobufjs/cli node_modules/@img/sharp-wasm32
 
 FROM ${NODE_IMAGE} AS runtime
 # Fonts for the labels that /v1/detect draws (SVG text rendered by sharp's librsvg).
+# The downloaded packages go too: a base image without Debian's docker-clean hook keeps them
+# (94 MB in the local trixie base).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends fontconfig fonts-dejavu-core \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # glibc returns freed blocks of 128 KiB and more to the system at once (npm start sets the same):

@@ -121,7 +121,7 @@ export async function benchSegmentation(opts: SegmentationBenchOptions) {
       });
       try {
         progress(`segmentation: ${served.model} MF at output stride ${outputStride}`);
-        const latency = await time(() => runner.run({ task: 'segmentation', outputStride, strategy: 'mf' }, pixels), { ...opts, runs: Math.max(3, Math.ceil(opts.runs / 4)) });
+        const latency = await time(() => runner.run({ task: 'segmentation', outputStride, strategy: 'mf' }, { kind: 'pixels', pixels }), { ...opts, runs: Math.max(3, Math.ceil(opts.runs / 4)) });
         rows.push({
           name: `${served.model} MF`, alpha: served.alpha, resolution: served.resolution, outputStride, head,
           strategy: 'mf', weights: entry.weights, latency,

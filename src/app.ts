@@ -1,10 +1,10 @@
 // The service as a Fastify plugin: tests build it with `inject`, server.ts only listens.
 import multipart from '@fastify/multipart';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import type { Config } from './config.js';
-import { ApiError, apiErrorOf, ERROR_CODES, errorBody, type ErrorCode } from './http/errors.js';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { drainDeadlineMs, type Config } from './config.js';
+import { errorBody } from './http/errors.js';
+import { errorHandler } from './http/error-handler.js';
 import { bodyBudget } from './http/body-budget.js';
-import { discardBody } from './http/image-body.js';
 import { requestIdOf, requestLifetime } from './http/lifetime.js';
 import { clientErrorHandler, frameworkErrors, refuseExpectation } from './http/protocol-errors.js';
 import { securityHeaders } from './http/security-headers.js';
@@ -18,42 +18,12 @@ import poolPlugin from './http/plugins/pool.js';
 import { classifyRoute } from './http/routes/classify.js';
 import { demoRoutes } from './http/routes/demo.js';
 import { detectRoute } from './http/routes/detect.js';
+import { embedRoute } from './http/routes/embed.js';
 import { docsRoutes } from './http/routes/docs.js';
 import { repositoryRoutes } from './http/routes/repository.js';
 import { segmentRoute } from './http/routes/segment.js';
 import { systemRoutes } from './http/routes/system.js';
-
-/** Fastify's own errors, translated to our codes. */
-function codeOfFastifyError(error: FastifyError): ErrorCode {
-  if (error.validation) return 'invalid_request';
-  switch (error.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-    case 'FST_REQ_FILE_TOO_LARGE':
-    case 'FST_PARTS_LIMIT':
-    case 'FST_FILES_LIMIT':
-    case 'FST_FIELDS_LIMIT':
-      return 'body_too_large';
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'unsupported_media_type';
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return 'empty_body';
-    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
-    case 'FST_PROTO_VIOLATION':
-      return 'invalid_multipart';
-    default:
-      return error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? 'invalid_request' : 'internal_error';
-  }
-}
-
-/** What to answer: a deadline or disconnect that came first overrides whatever failed after it. */
-function answerTo(request: FastifyRequest, error: unknown): ApiError {
-  const cause = request.lifetime?.endedBy ?? error;
-  const known = apiErrorOf(cause);
-  if (known) return known;
-  const fastify = error as FastifyError;
-  const code = codeOfFastifyError(fastify);
-  return new ApiError(code, code === 'internal_error' ? 'internal error; see the service log' : fastify.message);
-}
+import { inferenceProtocolRoutes } from './http/routes/v2/index.js';
 
 export async function servicePlugin(app: FastifyInstance, config: Config): Promise<void> {
   await app.register(configPlugin, { config });
@@ -65,7 +35,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(drainPlugin);
   await app.register(securityHeaders);
   // Requests in flight when a shutdown starts end within 80% of its drain timeout.
-  await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs, drainMs: Math.floor(0.8 * config.drainTimeoutMs) });
+  await app.register(requestLifetime, { defaultMs: config.requestTimeoutMs, maxMs: config.maxRequestTimeoutMs, drainMs: drainDeadlineMs(config) });
   await app.register(bodyBudget, { bodyLimitBytes: config.bodyLimitBytes });
 
   await app.register(multipart, { limits: { fileSize: config.bodyLimitBytes, files: 2, fields: 4, parts: 6 } });
@@ -73,28 +43,7 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((error: unknown, request, reply) => {
-    const answer = answerTo(request, error);
-    const { code } = answer;
-    // A request that ran out of time or lost its client says where; others are where the request was.
-    const stage = request.lifetime?.endedBy?.stage ?? request.lifetime?.stage;
-    if (code === 'internal_error') request.log.error({ err: error }, 'unhandled error');
-    else if (ERROR_CODES[code] >= 500 || code === 'cancelled') request.log.warn({ code, stage }, answer.message);
-    app.metrics.errors.inc({ code });
-    if (code === 'deadline_exceeded') app.metrics.deadlineExceeded.inc({ stage });
-    if (code === 'cancelled') app.metrics.clientDisconnects.inc({ stage });
-    // Refused before the whole body arrived. A request that ran out of time or lost its client
-    // is closed with its answer. Any other is answered now and the rest of its body read and
-    // discarded afterwards, so the connection stays open and the answer reaches clients that
-    // write their whole body before they read; one whose body does not end in time is closed
-    // (destroying the message closes its socket).
-    if (!request.raw.complete) {
-      if (code === 'deadline_exceeded' || code === 'cancelled') reply.header('connection', 'close');
-      else reply.raw.once('finish', () => void discardBody(request.raw).then((drained) => drained || request.raw.destroy()));
-    }
-    // One code, one status: the status always comes from the code's definition.
-    return reply.code(ERROR_CODES[code]).headers(answer.headers).send(errorBody(code, answer.message));
-  });
+  app.setErrorHandler(errorHandler(app));
   app.setNotFoundHandler((request, reply) => {
     app.metrics.errors.inc({ code: 'not_found' });
     return reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url}`));
@@ -105,6 +54,8 @@ export async function servicePlugin(app: FastifyInstance, config: Config): Promi
   await app.register(detectRoute);
   await app.register(segmentRoute);
   await app.register(repositoryRoutes);
+  await app.register(embedRoute);
+  await app.register(inferenceProtocolRoutes);
   // Pages for people (API docs, demo); outside the API contract.
   await app.register(docsRoutes);
   await app.register(demoRoutes);

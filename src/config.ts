@@ -8,6 +8,8 @@ import { ENGINE_NAMES, TFJS_BACKENDS, type EngineName, type TfjsBackendChoice } 
 export interface Config {
   host: string;
   port: number;
+  /** The Open Inference Protocol's gRPC port; undefined: no gRPC server. */
+  grpcPort: number | undefined;
   /** The model repository (MODEL_REPOSITORY): a folder per model, a numbered folder per version. */
   repository: string;
   /** Where the installed model files are: what a config's `@models/` paths name. */
@@ -59,6 +61,9 @@ export interface Config {
   drainTimeoutMs: number;
   logLevel: string;
 }
+
+/** What in-flight requests get of DRAIN_TIMEOUT_MS on shutdown: each ends, answered, before the drain does. */
+export const drainDeadlineMs = (config: Pick<Config, 'drainTimeoutMs'>): number => Math.floor(0.8 * config.drainTimeoutMs);
 
 const MIB = 1024 * 1024;
 
@@ -132,6 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     host: env.HOST ?? '0.0.0.0',
     port: integer(env, 'PORT', 8080, 0),
+    grpcPort: env.GRPC_PORT === undefined || env.GRPC_PORT === '' ? undefined : integer(env, 'GRPC_PORT', 0, 0),
     repository,
     modelDir,
     models,

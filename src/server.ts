@@ -1,8 +1,9 @@
-// The process entry: listen, and on SIGTERM/SIGINT turn unready, stop taking connections, finish
-// what is in flight, close the workers and exit 0; past DRAIN_TIMEOUT_MS, cut what is left and
-// exit 1.
+// The process entry: listen (HTTP, and gRPC with GRPC_PORT), and on SIGTERM/SIGINT turn unready,
+// stop taking connections and calls, finish what is in flight, close the workers and exit 0; past
+// DRAIN_TIMEOUT_MS, cut what is left and exit 1.
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, drainDeadlineMs, loadConfig } from './config.js';
+import { startGrpcServer } from './grpc/server.js';
 
 async function main(): Promise<void> {
   let config;
@@ -23,6 +24,23 @@ async function main(): Promise<void> {
   if (glibc && process.env.MALLOC_MMAP_THRESHOLD_ === undefined) {
     app.log.warn({ glibc }, 'MALLOC_MMAP_THRESHOLD_ is not set: memory of released segmentation engines may stay with the process (use npm start, or see docs/engines.md)');
   }
+  const grpc = config.grpcPort === undefined ? undefined : await startGrpcServer({
+    host: config.host,
+    port: config.grpcPort,
+    pipeline: app.pipeline,
+    models: app.models,
+    metrics: app.metrics,
+    log: app.log,
+    ready: () => !app.draining && app.pool.ready,
+    defaultTimeoutMs: config.requestTimeoutMs,
+    maxTimeoutMs: config.maxRequestTimeoutMs,
+    maxMessageBytes: config.bodyLimitBytes,
+  });
+  if (grpc) app.log.info({ port: grpc.port }, `gRPC server listening at ${config.host}:${grpc.port}`);
+  let grpcDrained = Promise.resolve();
+  // onClose hooks run last registered first: this one before the pool's, which must still serve
+  // the gRPC calls being drained.
+  app.addHook('onClose', () => grpcDrained);
   let stopping = false;
   app.modelsLoaded.then(
     () => app.log.info({ models: config.models, engine: config.engine, workers: config.poolSize }, 'models loaded; ready'),
@@ -40,10 +58,13 @@ async function main(): Promise<void> {
     // Unready at once, before close() gets round to its hooks.
     app.draining = true;
     let cut = false;
+    // gRPC drains beside HTTP: calls in flight end within the same 80% of the drain timeout.
+    grpcDrained = grpc?.drain(drainDeadlineMs(config)) ?? grpcDrained;
     const drainTimer = setTimeout(() => {
       cut = true;
       app.log.error({ drainTimeoutMs: config.drainTimeoutMs }, 'drain timeout: closing the connections still open');
       app.server.closeAllConnections();
+      grpc?.cut();
       // If closing still hangs (it should not), do not outlive the orchestrator's patience.
       setTimeout(() => process.exit(1), 2000).unref();
     }, config.drainTimeoutMs);

@@ -7,11 +7,12 @@ import { decodeImage } from '../src/decode/decode.js';
 import { type Engine } from '../src/engine/engine.js';
 import { loadEngine } from '../src/engine/load.js';
 import type { BuiltGraph } from '../src/model/graph.js';
+import type { ClassifierGraph } from '../src/model/mobilenet-v2.js';
 import { ssdAnchors, type SsdGraph } from '../src/model/ssdlite.js';
 import type { Detection } from '../src/tasks.js';
 import { topK } from '../src/worker/classify.js';
 import { decodeBoxes, iou, selectDetections } from '../src/worker/detect.js';
-import { normalize } from '../src/worker/normalize.js';
+import { l2Normalized, normalize } from '../src/worker/normalize.js';
 import { MODEL_DIR, photo } from './helpers.js';
 
 const PHOTOS = ['grace_hopper.png', 'cat.png', 'pets.jpg', 'kite_and_cold.jpg', 'parrot.jpg', 'multi_objects.jpg', 'dog_segmentation.png', 'bird.png'];
@@ -56,6 +57,16 @@ describe.each(['mobilenet_v2_1.0_224', 'mobilenet_v2_1.0_224_tf2'])('classificat
     note(`classification ${model}`, diff);
     expect(diff).toBeLessThan(1e-3);
     expect(topK(tfjs, 5).map((c) => c.index)).toEqual(topK(onnx, 5).map((c) => c.index));
+  });
+
+  it.each(PHOTOS)('agree on %s: the unit-length embedding within 1e-4', async (name) => {
+    const outputs = await pair.outputs(name);
+    const features = pair.model().graph.outputs.indexOf((pair.model() as ClassifierGraph).features.name);
+    const [onnx, tfjs] = outputs[features]!.map(l2Normalized) as [Float32Array, Float32Array];
+    expect(tfjs.length).toBe(1280);
+    const diff = maxDiff(onnx, tfjs);
+    note(`embedding ${model}`, diff);
+    expect(diff).toBeLessThan(1e-4);
   });
 });
 

@@ -29,10 +29,10 @@ const nginxTool = requireTools(['nginx'], 'apt-get install nginx-light');
 
 interface ComposeService {
   image?: string;
-  build?: { context: string };
-  ports?: { published: number; target: number }[];
+  build?: { context: string; args?: Record<string, string>; additional_contexts?: Record<string, string> };
+  ports?: ({ host_ip?: string; published: number | string; target: number } | string)[];
   expose?: string[];
-  volumes?: string[];
+  volumes?: (string | { source: string; target: string })[];
   environment?: Record<string, string>;
   container_name?: string;
   depends_on?: Record<string, { condition: string }>;
@@ -47,23 +47,26 @@ function scrapeJob() {
   };
 }
 
+/** A service's published ports and bind mounts, whichever form `config` writes them in (Compose v1: numbers and "source:target" strings; v2: strings and objects). */
+const portsOf = (service: ComposeService) => (service.ports ?? []).map((p) => {
+  if (typeof p !== 'string') return { host_ip: p.host_ip, published: Number(p.published), target: Number(p.target) };
+  const [target, published, host] = (p as string).replace(/\/tcp$/, '').split(':').reverse();
+  return { host_ip: host, published: Number(published), target: Number(target) };
+});
+const mountsOf = (service: ComposeService) => (service.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':').slice(0, 2) : [v.source, v.target]) as [string, string]);
+
 describe.skipIf(composeTool.skip)('docker-compose.yml', () => {
   /**
-   * The file as docker-compose resolves it. Compose 1 prints short forms (volumes 'source:target');
-   * Compose 2 long ones (ports with mode and protocol, published as a string; volumes as objects):
-   * both become the short forms.
+   * The file as docker-compose resolves it. Compose 1 prints volumes as 'source:target', Compose
+   * 2 as objects: both become the short form (ports are read in either form by portsOf).
    */
-  const normalized = async (file: string) => {
-    const { stdout } = await run(composeTool.paths['docker-compose']!, ['-f', file, 'config'], { cwd: ROOT });
+  const normalized = async (file: string, env: Record<string, string> = {}) => {
+    const { stdout } = await run(composeTool.paths['docker-compose']!, ['-f', file, 'config'], { cwd: ROOT, env: { ...process.env, ...env } });
     const { services } = parse(stdout) as { services: Record<string, Record<string, unknown>> };
     type LongVolume = { source: string; target: string; read_only?: boolean };
-    type LongPort = { published: number | string; target: number };
     for (const service of Object.values(services)) {
       if (Array.isArray(service.volumes)) {
         service.volumes = (service.volumes as (string | LongVolume)[]).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}${v.read_only ? ':ro' : ''}`));
-      }
-      if (Array.isArray(service.ports)) {
-        service.ports = (service.ports as LongPort[]).map(({ published, target }) => ({ published: Number(published), target }));
       }
     }
     return { services: services as Record<string, ComposeService> };
@@ -89,8 +92,9 @@ describe.skipIf(composeTool.skip)('docker-compose.yml', () => {
     expect(app.container_name).toBeUndefined();
     expect(app.expose).toContain(String(DEFAULTS.port));
     expect(app.build?.context).toBe(ROOT.replace(/\/$/, ''));
-    // The balancer publishes the service's address and starts once a replica is healthy.
-    expect(services.lb!.ports).toEqual([{ published: DEFAULTS.port, target: DEFAULTS.port }]);
+    // The balancer publishes the service's address, on this machine only by default, and starts
+    // once a replica is healthy.
+    expect(portsOf(services.lb!)).toEqual([{ host_ip: '127.0.0.1', published: DEFAULTS.port, target: DEFAULTS.port }]);
     expect(services.lb!.depends_on?.app?.condition).toBe('service_healthy');
     const job = scrapeJob();
     expect(job.metrics_path).toBe('/metrics');
@@ -99,12 +103,31 @@ describe.skipIf(composeTool.skip)('docker-compose.yml', () => {
     for (const name of Object.keys(app.environment ?? {})) expect(CONFIG_VARS, name).toContain(name);
   });
 
+  it('takes the images, the model mirror and the published address from the environment, with today\'s defaults', async () => {
+    const defaults = await normalized('docker-compose.yml');
+    expect(Object.fromEntries(['lb', 'prometheus', 'grafana'].map((s) => [s, defaults.services[s]!.image]))).toEqual({
+      lb: 'nginx:1.27-alpine', prometheus: 'prom/prometheus:v2.55.1', grafana: 'grafana/grafana:11.4.0',
+    });
+    const build = defaults.services.app!.build!;
+    expect(build.args?.NODE_IMAGE).toBe('node:20-bookworm-slim');
+    // The default mirror holds no models/ folder: the build downloads the files.
+    expect(existsSync(join(build.additional_contexts!['model-mirror']!, 'models'))).toBe(false);
+    for (const service of Object.values(defaults.services)) for (const port of portsOf(service)) expect(port.host_ip).toBe('127.0.0.1');
+
+    const env = { NODE_IMAGE: 'local/node:20', NGINX_IMAGE: 'local/nginx', PROMETHEUS_IMAGE: 'local/prometheus', GRAFANA_IMAGE: 'local/grafana', MIRROR_DIR: '/srv/mirror', BIND_ADDRESS: '0.0.0.0', LB_PORT: '18080' };
+    const { services } = await normalized('docker-compose.yml', env);
+    const custom = services.app!.build!;
+    expect([custom.args?.NODE_IMAGE, custom.additional_contexts?.['model-mirror']]).toEqual(['local/node:20', '/srv/mirror']);
+    expect([services.lb!.image, services.prometheus!.image, services.grafana!.image]).toEqual(['local/nginx', 'local/prometheus', 'local/grafana']);
+    expect(portsOf(services.lb!)).toEqual([{ host_ip: '0.0.0.0', published: 18080, target: DEFAULTS.port }]);
+  });
+
   it('mounts files that exist where the images read them', async () => {
     const { services } = await normalized('docker-compose.yml');
-    const mounts = Object.values(services).flatMap((s) => (s.volumes ?? []).filter((v) => v.startsWith('/')).map((v) => v.split(':')));
+    const mounts = Object.values(services).flatMap((s) => mountsOf(s).filter(([source]) => source.startsWith('/')));
     expect(mounts.length).toBeGreaterThanOrEqual(4);
     for (const [source] of mounts) expect(existsSync(source!), source).toBe(true);
-    const target = (service: string, source: string) => services[service]!.volumes!.find((v) => v.startsWith(join(ROOT, source)))?.split(':')[1];
+    const target = (service: string, source: string) => mountsOf(services[service]!).find(([from]) => from.startsWith(join(ROOT, source)))?.[1];
     expect(target('lb', 'deploy/nginx/nginx.conf')).toBe('/etc/nginx/nginx.conf');
     expect(target('prometheus', 'deploy/prometheus')).toBe('/etc/prometheus');
     expect(target('grafana', 'deploy/grafana/provisioning')).toBe('/etc/grafana/provisioning');

@@ -27,10 +27,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   // The worker shares only the message contract with the pool's side.
   'worker': ['catalog', 'engine', 'model', 'weights', 'tasks.ts', 'pool/messages.ts'],
   'pipeline': ['catalog', 'decode', 'engine', 'metrics', 'model', 'pool', 'render', 'tasks.ts'],
+  // The Open Inference Protocol's data model, shared by its REST and gRPC front-ends.
+  'oip': ['model', 'pipeline', 'pool', 'render', 'tasks.ts'],
   'config.ts': ['catalog', 'decode', 'engine'],
-  'http': ['catalog', 'config.ts', 'decode', 'engine', 'metrics', 'model', 'pipeline', 'pool', 'render', 'tasks.ts'],
+  'http': ['catalog', 'config.ts', 'decode', 'engine', 'metrics', 'model', 'oip', 'pipeline', 'pool', 'render', 'tasks.ts'],
   'app.ts': ['config.ts', 'http', 'pipeline'],
-  'server.ts': ['app.ts', 'config.ts'],
+  // The Open Inference Protocol over gRPC: a front-end beside http/, never through it.
+  'grpc': ['decode', 'metrics', 'oip', 'pipeline', 'pool'],
+  'server.ts': ['app.ts', 'config.ts', 'grpc'],
 };
 
 function sources(dir: string): string[] {

@@ -17,7 +17,7 @@ import type { SegmentationRequest } from '../src/tasks.js';
 import { WeightImportError, type InputQuantization } from '../src/weights/common.js';
 import { importDeepLabWeights } from '../src/weights/tflite/deeplab.js';
 import { BuiltinOp, readTflite } from '../src/weights/tflite/reader.js';
-import { loadRunner } from '../src/worker/load.js';
+import { loadModel, type LoadedModel } from '../src/worker/load.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { useTfjsBackend } from '../src/engine/tfjs/backend.js';
 import { argmaxChannels, mirrorNhwc, segment } from '../src/worker/segment.js';
@@ -169,16 +169,17 @@ describe('DeepLab weight import', () => {
 });
 
 /** A catalog model loaded as a worker loads it, without the pool. */
-async function load(name: string): Promise<{ runner: SegmentationRunner; variants: VariantCache; resolution: number }> {
+async function load(name: string): Promise<{ runner: SegmentationRunner; loaded: LoadedModel; variants: VariantCache; resolution: number }> {
   const entry = findEntry(name, 'segmentation');
   const config = { modelDir: MODEL_DIR, models: [name], engine: 'onnx' as const, threads: 2, variantBudgetBytes: 2 ** 31 };
   const variants = variantCache(config.variantBudgetBytes);
-  return { runner: (await loadRunner(entry, config, variants)) as SegmentationRunner, variants, resolution: entry.build().input.shape[1]! };
+  const loaded = await loadModel(entry, config, variants);
+  return { runner: loaded.runners[0] as SegmentationRunner, loaded, variants, resolution: entry.build().input.shape[1]! };
 }
 
 async function segmentPhoto(model: Awaited<ReturnType<typeof load>>, file: string, request: Omit<SegmentationRequest, 'task'>) {
   const { pixels } = await decodeImage(photo(file), model.resolution, { maxPixels: 50e6, minSide: 1 });
-  return model.runner.run({ task: 'segmentation', ...request }, pixels);
+  return model.runner.run({ task: 'segmentation', ...request }, { kind: 'pixels', pixels });
 }
 
 describe('agreement with the reference outputs of the TFLite files', () => {
@@ -186,7 +187,7 @@ describe('agreement with the reference outputs of the TFLite files', () => {
   afterAll(async () => {
     for (const model of loaded) {
       await model.variants.clear();
-      await model.runner.dispose();
+      await model.loaded.dispose();
     }
   });
 

@@ -6,7 +6,7 @@ import { findEntry } from '../src/catalog/catalog.js';
 import { decodeImage } from '../src/decode/decode.js';
 import { OUTPUT_STRIDES } from '../src/model/mobilenet-v2.js';
 import { STRATEGIES } from '../src/model/deeplab.js';
-import { loadRunner } from '../src/worker/load.js';
+import { loadModel } from '../src/worker/load.js';
 import { variantCache, type SegmentationRunner } from '../src/worker/segmentation-runner.js';
 import { IMAGES_DIR, MODEL_DIR } from './helpers.js';
 
@@ -16,8 +16,10 @@ const rssNow = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/st
 const [name, budgetMb] = process.argv.slice(2) as [string, string];
 const entry = findEntry(name, 'segmentation');
 const variants = variantCache(Number(budgetMb) * 2 ** 20);
-const runner = (await loadRunner(entry, { modelDir: MODEL_DIR, models: [name], engine: 'onnx', threads: 1, variantBudgetBytes: variants.budgetBytes }, variants)) as SegmentationRunner;
-const { pixels } = await decodeImage(readFileSync(`${IMAGES_DIR}pets.jpg`), entry.build().input.shape[1]!, { maxPixels: 5e7, minSide: 1 });
+const model = await loadModel(entry, { modelDir: MODEL_DIR, models: [name], engine: 'onnx', threads: 1, variantBudgetBytes: variants.budgetBytes }, variants);
+const runner = model.runners[0] as SegmentationRunner;
+const { pixels: decoded } = await decodeImage(readFileSync(`${IMAGES_DIR}pets.jpg`), entry.build().input.shape[1]!, { maxPixels: 5e7, minSide: 1 });
+const pixels = { kind: 'pixels', pixels: decoded } as const;
 const own = { task: 'segmentation', outputStride: entry.outputStride, strategy: 'single' } as const;
 for (let i = 0; i < 3; i++) await runner.run(own, pixels);
 const loaded = residentMb();
@@ -28,4 +30,4 @@ await variants.clear();
 // The model's own setting keeps serving afterwards.
 await runner.run(own, pixels);
 console.log(JSON.stringify({ loaded, swept, cleared: residentMb(), held }));
-await runner.dispose();
+await model.dispose();

@@ -2,6 +2,7 @@
 // openapi.yaml. Each layer raises its own errors; apiErrorOf is the one place that turns them
 // into a code, a status and headers.
 import { ImageError, type ImageProblem } from '../decode/decode.js';
+import { ProtocolError } from '../oip/tensors.js';
 import { BudgetError } from '../pipeline/budget.js';
 import { ClientGoneError, DeadlineExceededError } from '../pipeline/lifetime.js';
 import { ModelNotLoadedError, UnknownModelError } from '../pipeline/models.js';
@@ -70,6 +71,7 @@ export function apiErrorOf(err: unknown): ApiError | undefined {
   if (err instanceof UnknownModelError) return as('unknown_model');
   if (err instanceof ModelNotLoadedError || err instanceof ModelNotHeldError) return as('model_not_loaded');
   if (err instanceof ModelLoadError) return as('load_failed');
+  if (err instanceof ProtocolError) return as('invalid_request');
   if (err instanceof DeadlineExceededError) return as('deadline_exceeded');
   if (err instanceof ClientGoneError || err instanceof TaskAbortedError) return as('cancelled');
   if (err instanceof QueueFullError) return as('queue_full', { 'retry-after': String(err.retryAfterSeconds) });

@@ -3,7 +3,7 @@
 // body, run it, and report what every answer carries beside its own fields.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RequestLifetime } from '../pipeline/lifetime.js';
-import type { ImageTaskResult } from '../pipeline/image-pipeline.js';
+import type { ImageTaskResult, RunContext } from '../pipeline/image-pipeline.js';
 import type { ModelInfo } from '../pipeline/models.js';
 import type { Reservation } from '../pool/pool.js';
 import type { TaskRequest } from '../tasks.js';
@@ -20,24 +20,34 @@ export function admitImageRequest(app: FastifyInstance) {
   };
 }
 
-export async function runImageRoute<R extends TaskRequest>(
+/**
+ * Runs `work` in the room admission took for the request (given back if the work fails before
+ * the pool takes it), under the request's lifetime, with its timings counted from now.
+ */
+export async function withAdmission<T>(app: FastifyInstance, request: FastifyRequest, work: (context: RunContext) => Promise<T>): Promise<T> {
+  const startedAt = performance.now();
+  // Installed for every request by app.ts; the fallback only serves an app built without it.
+  const lifetime = request.lifetime ?? new RequestLifetime(app.config.requestTimeoutMs);
+  const reservation = reservations.get(request) ?? app.pipeline.admit();
+  try {
+    return await work({ lifetime, reservation, startedAt });
+  } finally {
+    // Taken by the pool once queued; a request that failed before that gives its room back.
+    reservation.release();
+  }
+}
+
+export function runImageRoute<R extends TaskRequest>(
   app: FastifyInstance,
   request: FastifyRequest,
   /** From app.models.find, which the route calls first so that its own checks can use the model. */
   model: ModelInfo,
   taskRequest: R,
 ): Promise<ImageTaskResult<R>> {
-  const startedAt = performance.now();
-  // Installed for every request by app.ts; the fallback only serves an app built without it.
-  const lifetime = request.lifetime ?? new RequestLifetime(app.config.requestTimeoutMs);
-  const reservation = reservations.get(request) ?? app.pipeline.admit();
-  try {
-    const bytes = await readImageBody(request, lifetime.signal);
-    return await app.pipeline.run(model, bytes, taskRequest, { lifetime, reservation, startedAt });
-  } finally {
-    // Taken by the pool once queued; a request that failed before that gives its room back.
-    reservation.release();
-  }
+  return withAdmission(app, request, async (context) => {
+    const bytes = await readImageBody(request, context.lifetime.signal);
+    return app.pipeline.run(model, bytes, taskRequest, context);
+  });
 }
 
 /** An answer drawn on the photo (boxes, overlay, mask), under the request's deadline and the pixel budget. */

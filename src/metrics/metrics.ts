@@ -9,9 +9,11 @@ export interface MetricLabels {
   stages: readonly string[];
   /** Why a worker can be replaced. */
   restartReasons: readonly string[];
+  /** The gRPC front-end's methods. */
+  grpcMethods: readonly string[];
 }
 
-export function createMetrics({ stages, restartReasons }: MetricLabels) {
+export function createMetrics({ stages, restartReasons, grpcMethods }: MetricLabels) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const byStage = (name: string, help: string) =>
@@ -117,6 +119,19 @@ export function createMetrics({ stages, restartReasons }: MetricLabels) {
       labelNames: ['model', 'version'] as const,
       registers: [registry],
     }),
+    grpcHandled: new Counter({
+      name: 'grpc_server_handled_total',
+      help: 'gRPC calls answered, by method and status code',
+      labelNames: ['grpc_method', 'grpc_code'] as const,
+      registers: [registry],
+    }),
+    grpcDuration: new Histogram({
+      name: 'grpc_server_handling_seconds',
+      help: 'gRPC call duration, from its arrival to its answer, by method',
+      labelNames: ['grpc_method'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
     deadlineExceeded: byStage('vision_deadline_exceeded_total', 'Requests that ran out of time'),
     clientDisconnects: byStage('vision_client_disconnects_total', 'Requests whose client went away before the answer'),
   };
@@ -126,6 +141,10 @@ export function createMetrics({ stages, restartReasons }: MetricLabels) {
     metrics.clientDisconnects.inc({ stage }, 0);
   }
   for (const reason of restartReasons) metrics.workerRestarts.inc({ reason }, 0);
+  for (const method of grpcMethods) {
+    metrics.grpcHandled.inc({ grpc_method: method, grpc_code: 'OK' }, 0);
+    metrics.grpcDuration.zero({ grpc_method: method });
+  }
   return metrics;
 }
 

@@ -185,6 +185,21 @@ export function lastReadSteps(graph: Graph): Map<string, number> {
   return last;
 }
 
+/** The part of a graph that computes `outputs`: the nodes they depend on, in graph order (e.g. a classifier's backbone, up to its pooled features). */
+export function subgraphTo(graph: Graph, outputs: readonly string[]): Graph {
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  const needed = new Set<string>();
+  const visit = (name: string) => {
+    if (needed.has(name)) return;
+    const node = byName.get(name);
+    if (!node) throw new Error(`graph ${graph.name}: no node named ${name}`);
+    needed.add(name);
+    node.inputs.forEach(visit);
+  };
+  outputs.forEach(visit);
+  return { name: graph.name, nodes: graph.nodes.filter((n) => needed.has(n.name)), inputs: graph.inputs.filter((i) => needed.has(i)), outputs: [...outputs] };
+}
+
 export function paramsOf(graph: Graph): ParamSpec[] {
   return graph.nodes.flatMap((n) => (n.kind === 'conv2d' ? [n.weight, n.bias] : []));
 }

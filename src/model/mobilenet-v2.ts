@@ -197,7 +197,7 @@ function addInvertedResidual(
   };
 }
 
-/** The classifier with the handles its users need: class count, the logits and the probabilities. */
+/** The classifier with the handles its users need: class count, the logits, the probabilities, the pooled features. */
 export interface ClassifierGraph extends BuiltGraph {
   readonly classes: number;
   /** The class layer's output before softmax, [classes, 1, 1]. */
@@ -206,6 +206,11 @@ export interface ClassifierGraph extends BuiltGraph {
   readonly probabilities: Tensor;
   /** The dense layers of the head, the class layer last: 1x1 convolutions on the pooled [c, 1, 1] map. */
   readonly head: readonly Tensor[];
+  /**
+   * The backbone's globally pooled features, [channels, 1, 1] (1280 at width 1.0 and below): the
+   * image embedding. A graph output too, so one run gives both.
+   */
+  readonly features: Tensor;
 }
 
 /** The name of hidden head layer `i` (0-based); the class layer is Logits. */
@@ -222,17 +227,19 @@ export function mobileNetV2Classifier(config: MobileNetV2Config): ClassifierGrap
   const g = new GraphBuilder(`mobilenet_v2_${alpha.toFixed(2)}_${resolution}`);
   const input = g.input('input', [3, resolution, resolution]);
   const features = addBackbone(g, input, alpha, { padding });
-  let x = g.globalAvgPool('global_average_pooling2d', features.output.name);
+  const pooled = g.globalAvgPool('global_average_pooling2d', features.output.name);
+  let x = pooled;
   const head: string[] = [];
   hidden.forEach(({ units, activation }, i) => head.push(x = g.conv2d(headLayerName(i), x, { out: units, activation })));
   const logits = g.conv2d('Logits', x, { out: classes });
   const probabilities = g.softmax('predictions', logits);
   return {
-    graph: g.build([probabilities]),
+    graph: g.build([probabilities, pooled]),
     input: g.tensor(input),
     classes,
     logits: g.tensor(logits),
     probabilities: g.tensor(probabilities),
     head: [...head, logits].map((name) => g.tensor(name)),
+    features: g.tensor(pooled),
   };
 }

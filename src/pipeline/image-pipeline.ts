@@ -7,20 +7,31 @@ import { decodePixels, inspectImage, type DecodedImage, type DecodeLimits } from
 import type { EngineName } from '../engine/engine.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Reservation, WorkerPool } from '../pool/pool.js';
-import type { OutputOf, TaskRequest } from '../tasks.js';
+import type { OutputOf, TaskInput, TaskRequest } from '../tasks.js';
 import { MemoryBudget, type Lease } from './budget.js';
 import { untilAborted, type RequestLifetime } from './lifetime.js';
 import { multiplyAddsOf, type ModelInfo } from './models.js';
 
-export interface ImageTaskResult<R extends TaskRequest> {
+export interface TaskResult<R extends TaskRequest> {
   model: ModelInfo;
-  image: DecodedImage & { decodedBytes: number };
-  /** The request's bytes, for answers drawn on the original photo. */
-  bytes: Uint8Array;
   output: OutputOf<R>;
   /** Of this request's settings; the same number the metrics count. */
   multiplyAdds: number;
+  /** decodeMs is 0 for an input given as a tensor. */
   timings: { decodeMs: number; queueMs: number; inferenceMs: number; totalMs: number };
+}
+
+export interface ImageTaskResult<R extends TaskRequest> extends TaskResult<R> {
+  image: DecodedImage & { decodedBytes: number };
+  /** The request's bytes, for answers drawn on the original photo. */
+  bytes: Uint8Array;
+}
+
+/** What run() needs besides the model and the request; `startedAt` (performance.now()) is when the caller began on the request: its timings count from there. */
+export interface RunContext {
+  lifetime: RequestLifetime;
+  reservation: Reservation;
+  startedAt: number;
 }
 
 export interface ImagePipelineOptions {
@@ -62,43 +73,42 @@ export class ImagePipeline {
     return this.options.pool.reserve();
   }
 
-  /** `startedAt` (performance.now()) is when the caller began on the request: its timings count from there. */
-  async run<R extends TaskRequest>(
-    model: ModelInfo,
-    bytes: Uint8Array,
-    request: R,
-    { lifetime, reservation, startedAt }: { lifetime: RequestLifetime; reservation: Reservation; startedAt: number },
-  ): Promise<ImageTaskResult<R>> {
-    const { pool, metrics, engine } = this.options;
-    const { signal } = lifetime;
+  /** An encoded image: decoded here with every limit, then run. */
+  async run<R extends TaskRequest>(model: ModelInfo, bytes: Uint8Array, request: R, context: RunContext): Promise<ImageTaskResult<R>> {
+    const { lifetime, startedAt } = context;
     lifetime.stage = 'decode';
-    const inspected = await untilAborted(inspectImage(bytes, this.options.limits), signal);
+    const inspected = await untilAborted(inspectImage(bytes, this.options.limits), lifetime.signal);
     const image = {
       ...(await this.withPixels(inspected.decodedBytes, lifetime, (limits) => decodePixels(inspected, model.resolution, limits, model.preprocess))),
       decodedBytes: inspected.decodedBytes,
     };
-    const decoded = performance.now();
+    const decodeMs = performance.now() - startedAt;
+    const result = await this.infer(model, { kind: 'pixels', pixels: image.pixels }, request, context);
+    return { ...result, image, bytes, timings: { ...result.timings, decodeMs } };
+  }
 
+  /**
+   * An input already at the model's size (a client's tensor): nothing to decode, the same
+   * admission, deadline and pool. Its size is the caller's to check against the model.
+   */
+  runTensor<R extends TaskRequest>(model: ModelInfo, input: TaskInput, request: R, context: RunContext): Promise<TaskResult<R>> {
+    return this.infer(model, input, request, context);
+  }
+
+  private async infer<R extends TaskRequest>(model: ModelInfo, input: TaskInput, request: R, { lifetime, reservation, startedAt }: RunContext): Promise<TaskResult<R>> {
+    const { pool, metrics, engine } = this.options;
     lifetime.stage = 'queue';
     const { output, queueMs, inferenceMs } = await pool.run(
-      { model: model.name, pixels: image.pixels, request },
-      { signal, deadlineAt: lifetime.deadlineAt, onStart: () => (lifetime.stage = 'inference') },
+      { model: model.name, input, request },
+      { signal: lifetime.signal, deadlineAt: lifetime.deadlineAt, onStart: () => (lifetime.stage = 'inference') },
       reservation,
     );
-
     const multiplyAdds = multiplyAddsOf(model, request);
-    metrics.multiplyAdds.inc({ model: model.name, task: model.task }, multiplyAdds);
-    metrics.images.inc({ model: model.name, task: model.task });
+    metrics.multiplyAdds.inc({ model: model.name, task: request.task }, multiplyAdds);
+    metrics.images.inc({ model: model.name, task: request.task });
     metrics.inferenceDuration.observe({ model: model.name, engine }, inferenceMs / 1000);
     metrics.queueWait.observe(queueMs / 1000);
-    return {
-      model,
-      image,
-      bytes,
-      output,
-      multiplyAdds,
-      timings: { decodeMs: decoded - startedAt, queueMs, inferenceMs, totalMs: performance.now() - startedAt },
-    };
+    return { model, output, multiplyAdds, timings: { decodeMs: 0, queueMs, inferenceMs, totalMs: performance.now() - startedAt } };
   }
 
   /**

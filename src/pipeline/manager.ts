@@ -7,7 +7,7 @@ import { entryOf, indexRepository } from '../catalog/catalog.js';
 import type { EngineName } from '../engine/engine.js';
 import { ModelLoadError } from '../pool/errors.js';
 import type { WorkerPool } from '../pool/pool.js';
-import type { Task } from '../tasks.js';
+import type { Task, TaskKind } from '../tasks.js';
 import { describeModel, refOf, UnknownModelError, type ModelRegistry } from './models.js';
 import { placeOne } from './placement.js';
 
@@ -62,9 +62,11 @@ export class ModelManager {
    * load failed, or it is loading. Undefined for one never loaded (a request for it is then told
    * no such model is loaded, as for any name).
    */
-  whyNotLoaded(name: string, task: Task): string | undefined {
+  whyNotLoaded(name: string, task: TaskKind): string | undefined {
     const last = this.last.get(name);
-    return last && (last.task === undefined || last.task === task) ? last.reason : undefined;
+    // An embedding comes from a classifier.
+    const served = task === 'embedding' ? 'classification' : task;
+    return last && (last.task === undefined || last.task === served) ? last.reason : undefined;
   }
 
   /** Every version of every model of the repository with its state; `ready` keeps only those serving. */

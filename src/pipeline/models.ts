@@ -7,10 +7,12 @@ import type { EngineName } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';
 import { STRATEGIES, strategyMultiplyAdds, type DeepLabHead, type Strategy } from '../model/deeplab.js';
 import { OUTPUT_STRIDES, type OutputStride } from '../model/mobilenet-v2.js';
+import { subgraphTo } from '../model/graph.js';
+import type { ClassifierGraph } from '../model/mobilenet-v2.js';
 import { splitGraph } from '../model/split.js';
 import { Labels } from '../render/labels.js';
 import { modelBytes } from './placement.js';
-import type { ModelRef, Task, TaskRequest } from '../tasks.js';
+import type { ModelRef, Task, TaskKind, TaskRequest } from '../tasks.js';
 
 export type SegmentationSetting = `${OutputStride}/${Strategy}`;
 
@@ -41,6 +43,8 @@ export interface ModelInfo {
   engine: EngineName;
   split: number;
   labels: Labels;
+  /** Classifiers: the embedding (the backbone's pooled features), its length and the backbone's multiply-adds, the layers up to the pool. */
+  embedding?: { dimensions: number; multiplyAdds: number };
   /** Segmentation models: the file's output stride and head, and the multiply-adds of every setting a request may choose. */
   segmentation?: {
     outputStride: OutputStride;
@@ -97,6 +101,7 @@ export function describeModel(
     engine: serving.engine,
     split,
     labels,
+    embedding: entry.task === 'classification' ? embeddingOf(built as ClassifierGraph) : undefined,
     segmentation: entry.task === 'segmentation' ? {
       outputStride: entry.outputStride,
       head: entry.head,
@@ -111,13 +116,22 @@ export function describeModel(
 /** How a worker is told to load the model. */
 export const refOf = (model: ModelInfo): ModelRef => ({ name: model.name, version: model.version, configFile: model.configFile });
 
+function embeddingOf({ graph, features }: ClassifierGraph): ModelInfo['embedding'] {
+  return { dimensions: features.shape[0]!, multiplyAdds: costOf(subgraphTo(graph, [features.name])).multiplyAdds };
+}
+
 /** A model's multiply-adds for one image, under the settings the request chose. */
 export function multiplyAddsOf(model: ModelInfo, request: TaskRequest): number {
   if (request.task === 'segmentation' && model.segmentation) {
     return model.segmentation.multiplyAdds[`${request.outputStride}/${request.strategy}`];
   }
+  // The same run computes the probabilities too, but an embedding needs only the backbone: its cost is the backbone's.
+  if (request.task === 'embedding' && model.embedding) return model.embedding.multiplyAdds;
   return model.multiplyAdds;
 }
+
+/** Whether a model answers requests of a kind: its own task, or the embedding of a classifier. */
+const serves = (model: ModelInfo, kind: TaskKind): boolean => model.task === kind || (kind === 'embedding' && model.embedding !== undefined);
 
 export class UnknownModelError extends Error {}
 
@@ -131,7 +145,7 @@ export class ModelNotLoadedError extends Error {}
 export class ModelRegistry {
   private readonly loaded: ModelInfo[];
   /** Why a model of the task that was loaded is not now (unloaded, its load failed); undefined otherwise. */
-  whyNotLoaded: (name: string, task: Task) => string | undefined = () => undefined;
+  whyNotLoaded: (name: string, task: TaskKind) => string | undefined = () => undefined;
 
   constructor(models: readonly ModelInfo[]) {
     this.loaded = [...models];
@@ -157,9 +171,16 @@ export class ModelRegistry {
     return this.loaded.find((m) => m.name === name);
   }
 
-  /** The named model of a task, or the task's first model. */
-  find(task: Task, name: string | undefined): ModelInfo {
-    const candidates = this.loaded.filter((m) => m.task === task);
+  /** The model of that name, whatever its task. */
+  named(name: string): ModelInfo {
+    const model = this.loaded.find((m) => m.name === name);
+    if (!model) throw new UnknownModelError(`no model named '${name}'; loaded models: ${this.loaded.map((m) => m.name).join(', ')}`);
+    return model;
+  }
+
+  /** The named model that serves a task (or the embedding), or the first such model. */
+  find(task: TaskKind, name: string | undefined): ModelInfo {
+    const candidates = this.loaded.filter((m) => serves(m, task));
     const model = name === undefined ? candidates[0] : candidates.find((m) => m.name === name);
     if (!model) {
       const why = name === undefined || this.get(name) ? undefined : this.whyNotLoaded(name, task);

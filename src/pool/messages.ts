@@ -1,7 +1,7 @@
 // Typed messages between the pool (main thread) and its workers (child processes, over IPC with
 // the structured-clone serialization, so typed arrays cross as typed arrays).
 import type { EngineName, TfjsBackendChoice } from '../engine/engine.js';
-import type { ModelRef, TaskOutput, TaskRequest } from '../tasks.js';
+import type { ModelRef, TaskInput, TaskOutput, TaskRequest } from '../tasks.js';
 
 export interface WorkerConfig {
   modelDir: string;
@@ -20,8 +20,8 @@ export interface WorkerConfig {
 
 export interface InferTask<R extends TaskRequest = TaskRequest> {
   model: string;
-  /** The model's input size x 3 RGB bytes from decoding. */
-  pixels: Uint8Array;
+  /** The model's input size x 3: RGB bytes from decoding, or values already normalized. */
+  input: TaskInput;
   request: R;
 }
 

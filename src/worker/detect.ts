@@ -3,9 +3,10 @@
 // (unpadded) image.
 import type { Engine } from '../engine/engine.js';
 import { ssdAnchors, type SsdGraph } from '../model/ssdlite.js';
-import type { Detection, DetectionOutput, DetectionRequest } from '../tasks.js';
+import { elementCount } from '../model/graph.js';
+import type { Detection, DetectionOutput, DetectionRequest, TaskInput } from '../tasks.js';
 import type { InputNormalization } from '../weights/common.js';
-import { normalize } from './normalize.js';
+import { engineInput } from './normalize.js';
 import { checkpoint, type TaskRunner } from './runner.js';
 
 /** The box coder's scale factors for (y, x, h, w), as the TF Object Detection API trains SSD. */
@@ -65,15 +66,11 @@ export class DetectionRunner implements TaskRunner<DetectionRequest> {
     this.anchors = ssdAnchors(model.featureMaps);
   }
 
-  async run(request: DetectionRequest, pixels: Uint8Array, signal?: AbortSignal): Promise<DetectionOutput> {
+  async run(request: DetectionRequest, input: TaskInput, signal?: AbortSignal): Promise<DetectionOutput> {
     await checkpoint(signal);
-    const outputs = await this.engine.run({ data: normalize(pixels, this.input), batch: 1 });
+    const outputs = await this.engine.run({ data: engineInput(input, this.input, elementCount(this.model.input.shape)), batch: 1 });
     const boxes = decodeBoxes(outputs.get(this.model.boxEncodings.name)!, this.anchors);
     return { task: 'detection', detections: selectDetections(boxes, outputs.get(this.model.classScores.name)!, request) };
-  }
-
-  dispose(): Promise<void> {
-    return this.engine.dispose();
   }
 }
 

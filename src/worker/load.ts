@@ -1,20 +1,27 @@
 // Loading a model in a worker: its graph and weights, the split schedule if configured, the
-// engine warmed up, and the task's runner around it.
+// engine warmed up, and the runners of the tasks it serves around it.
 import { loadWeights, type CatalogEntry } from '../catalog/catalog.js';
 import type { EngineOptions } from '../engine/engine.js';
 import { loadEngine } from '../engine/load.js';
 import { elementCount, type BuiltGraph, type Weights } from '../model/graph.js';
 import { splitGraph, splitWeights } from '../model/split.js';
 import type { WorkerConfig } from '../pool/messages.js';
-import type { TaskRequest } from '../tasks.js';
-import { ClassificationRunner } from './classify.js';
+import type { TaskInput, TaskRequest } from '../tasks.js';
+import { Classifier, ClassificationRunner } from './classify.js';
 import { DetectionRunner } from './detect.js';
+import { EmbeddingRunner } from './embed.js';
 import type { TaskRunner } from './runner.js';
 import { SegmentationRunner, type VariantCache } from './segmentation-runner.js';
 
-export type AnyRunner = ClassificationRunner | DetectionRunner | SegmentationRunner;
+export type AnyRunner = ClassificationRunner | EmbeddingRunner | DetectionRunner | SegmentationRunner;
 
-export async function loadRunner(entry: CatalogEntry, config: WorkerConfig, variants: VariantCache): Promise<AnyRunner> {
+/** A model as a worker holds it: a runner for each task it serves, and what releases its engines. */
+export interface LoadedModel {
+  readonly runners: readonly AnyRunner[];
+  dispose(): Promise<void>;
+}
+
+export async function loadModel(entry: CatalogEntry, config: WorkerConfig, variants: VariantCache): Promise<LoadedModel> {
   const split = config.split?.[entry.name] ?? 1;
   // The engines run the split schedule (if any); outputs keep their names, so handles still hold.
   const load = ({ graph }: BuiltGraph, weights: Weights, options: Partial<EngineOptions> = {}) =>
@@ -32,15 +39,19 @@ export async function loadRunner(entry: CatalogEntry, config: WorkerConfig, vari
   switch (entry.task) {
     case 'classification': {
       const { model, weights, normalization } = loadWeights(entry);
-      return new ClassificationRunner(model, await loadWarm(model, weights), normalization);
+      const engine = await loadWarm(model, weights);
+      // One engine, two tasks: its run gives the probabilities and the pooled features together.
+      const classifier = new Classifier(model, engine, normalization);
+      return { runners: [new ClassificationRunner(classifier), new EmbeddingRunner(classifier)], dispose: () => engine.dispose() };
     }
     case 'detection': {
       const { model, weights, normalization } = loadWeights(entry);
-      return new DetectionRunner(model, await loadWarm(model, weights), normalization);
+      const engine = await loadWarm(model, weights);
+      return { runners: [new DetectionRunner(model, engine, normalization)], dispose: () => engine.dispose() };
     }
     case 'segmentation': {
       const { model, weights, normalization } = loadWeights(entry);
-      return new SegmentationRunner({
+      const runner = new SegmentationRunner({
         name: entry.name,
         own: { model, engine: await loadWarm(model, weights), variant: { outputStride: entry.outputStride, scale: 1, output: 'classes' } },
         input: normalization,
@@ -49,12 +60,14 @@ export async function loadRunner(entry: CatalogEntry, config: WorkerConfig, vari
         load: (variant) => load(variant, weights, { keepActivationMemory: false }),
         variants,
       });
+      return { runners: [runner], dispose: () => runner.dispose() };
     }
   }
 }
 
-/** Runs a request on the runner of its model; a request for another task is a caller's error. */
-export function runOn(runner: AnyRunner, request: TaskRequest, pixels: Uint8Array, signal?: AbortSignal) {
-  if (runner.task !== request.task) throw new Error(`the model runs ${runner.task}, not ${request.task}`);
-  return (runner as TaskRunner<typeof request>).run(request, pixels, signal);
+/** Runs a request on the model's runner for its task; a task the model does not serve is a caller's error. */
+export function runOn(model: LoadedModel, request: TaskRequest, input: TaskInput, signal?: AbortSignal) {
+  const runner = model.runners.find((r) => r.task === request.task);
+  if (!runner) throw new Error(`the model runs ${model.runners.map((r) => r.task).join(', ')}, not ${request.task}`);
+  return (runner as TaskRunner<typeof request>).run(request, input, signal);
 }

@@ -4,7 +4,7 @@
 import { entryOf } from '../catalog/catalog.js';
 import type { FromWorker, InferTask, ModelAction, ToWorker, WorkerConfig } from '../pool/messages.js';
 import { actOut } from './faults.js';
-import { loadRunner, runOn, type AnyRunner } from './load.js';
+import { loadModel, runOn, type LoadedModel } from './load.js';
 import { variantCache, type VariantCache } from './segmentation-runner.js';
 
 const send = (message: FromWorker) => process.send?.(message);
@@ -22,9 +22,9 @@ process.on('uncaughtException', (err) => {
 });
 
 class Worker {
-  private readonly runners = new Map<string, AnyRunner>();
+  private readonly models = new Map<string, LoadedModel>();
   /** Versions prepared beside the serving ones, waiting for their commit. */
-  private readonly staged = new Map<string, AnyRunner>();
+  private readonly staged = new Map<string, LoadedModel>();
   private readonly variants: VariantCache;
   /** The running task's stop signal, by task id. */
   private readonly stops = new Map<number, AbortController>();
@@ -35,21 +35,21 @@ class Worker {
   }
 
   async load(): Promise<void> {
-    for (const name of this.config.models) this.runners.set(name, await this.loadVersion(name));
+    for (const name of this.config.models) this.models.set(name, await this.loadVersion(name));
   }
 
-  private loadVersion(name: string, ref = this.config.refs?.[name]): Promise<AnyRunner> {
+  private loadVersion(name: string, ref = this.config.refs?.[name]): Promise<LoadedModel> {
     if (!ref) throw new Error(`no repository version given for model ${name}`);
-    return loadRunner(entryOf(ref, this.config.modelDir), this.config, this.variants);
+    return loadModel(entryOf(ref, this.config.modelDir), this.config, this.variants);
   }
 
   /**
-   * Carries out one change of models. A prepared version waits beside the serving one; the runner
+   * Carries out one change of models. A prepared version waits beside the serving one; the model
    * a commit or unload replaces is released only once the task running now (which may use it) is done.
    */
   async changeModels(action: ModelAction): Promise<void> {
-    const release = (runner: AnyRunner | undefined) => {
-      if (runner) void this.running.catch(() => {}).then(() => runner.dispose());
+    const release = (model: LoadedModel | undefined) => {
+      if (model) void this.running.catch(() => {}).then(() => model.dispose());
     };
     switch (action.kind) {
       case 'prepare':
@@ -60,8 +60,8 @@ class Worker {
         const next = this.staged.get(action.name);
         if (!next) throw new Error(`no prepared version of ${action.name} to commit`);
         this.staged.delete(action.name);
-        release(this.runners.get(action.name));
-        this.runners.set(action.name, next);
+        release(this.models.get(action.name));
+        this.models.set(action.name, next);
         break;
       }
       case 'abort':
@@ -69,8 +69,8 @@ class Worker {
         this.staged.delete(action.name);
         break;
       case 'unload':
-        release(this.runners.get(action.name));
-        this.runners.delete(action.name);
+        release(this.models.get(action.name));
+        this.models.delete(action.name);
         break;
     }
   }
@@ -96,10 +96,10 @@ class Worker {
   }
 
   private async run(task: InferTask, signal: AbortSignal) {
-    const runner = this.runners.get(task.model);
-    if (!runner) throw new Error(`model ${task.model} is not loaded in this worker`);
+    const model = this.models.get(task.model);
+    if (!model) throw new Error(`model ${task.model} is not loaded in this worker`);
     const started = performance.now();
-    const output = await runOn(runner, task.request, task.pixels, signal);
+    const output = await runOn(model, task.request, task.input, signal);
     return { output, inferenceMs: performance.now() - started };
   }
 
@@ -111,7 +111,7 @@ class Worker {
     // An engine must not be released under a run: let the current task finish first.
     await this.running.catch(() => {});
     await this.variants.clear();
-    for (const runner of [...this.runners.values(), ...this.staged.values()]) await runner.dispose();
+    for (const model of [...this.models.values(), ...this.staged.values()]) await model.dispose();
     process.exit(0);
   }
 }

@@ -1,13 +1,12 @@
-// What a worker holds for one loaded model: a runner that turns a task request and the image's
-// pixels into the task's compact output (normalize, run the engine, decode the outputs).
-import type { OutputOf, TaskRequest } from '../tasks.js';
+// What a worker holds for one loaded model: a runner per task it serves, each turning a task
+// request and the image's input into the task's compact output (normalize, run the engine,
+// decode the outputs).
+import type { OutputOf, TaskInput, TaskRequest } from '../tasks.js';
 
 export interface TaskRunner<R extends TaskRequest> {
   readonly task: R['task'];
   /** `signal` aborts when the request is abandoned or past its deadline: the runner stops before its next model run. */
-  run(request: R, pixels: Uint8Array, signal?: AbortSignal): Promise<OutputOf<R>>;
-  /** Releases the engines (native sessions, tensors) the runner owns. */
-  dispose(): Promise<void>;
+  run(request: R, input: TaskInput, signal?: AbortSignal): Promise<OutputOf<R>>;
 }
 
 /**

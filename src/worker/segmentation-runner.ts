@@ -6,10 +6,11 @@
 import type { Engine } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';
 import type { DeepLabGraph, DeepLabVariant } from '../model/deeplab.js';
-import type { SegmentationOutput, SegmentationRequest } from '../tasks.js';
+import { elementCount } from '../model/graph.js';
+import type { SegmentationOutput, SegmentationRequest, TaskInput } from '../tasks.js';
 import type { InputNormalization } from '../weights/common.js';
 import { BoundedCache } from './bounded-cache.js';
-import { normalize } from './normalize.js';
+import { engineInput } from './normalize.js';
 import { checkpoint, type TaskRunner } from './runner.js';
 import { segment, type GraphOutput } from './segment.js';
 
@@ -61,9 +62,10 @@ export class SegmentationRunner implements TaskRunner<SegmentationRequest> {
     return `${this.options.name}/os${outputStride}/x${scale}/${output}`;
   }
 
-  async run(request: SegmentationRequest, pixels: Uint8Array, signal?: AbortSignal): Promise<SegmentationOutput> {
+  async run(request: SegmentationRequest, taskInput: TaskInput, signal?: AbortSignal): Promise<SegmentationOutput> {
     const { own, input } = this.options;
-    return segment(request, normalize(pixels, input), own.model.input.shape, async (variant, data) => {
+    const { shape } = own.model.input;
+    return segment(request, engineInput(taskInput, input, elementCount(shape)), shape, async (variant, data) => {
       // MF makes twelve runs: an abandoned request stops between them.
       await checkpoint(signal);
       return this.runVariant(variant, data);

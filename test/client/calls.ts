@@ -4,7 +4,7 @@
 // no longer matches the document fails the type-check before it fails at run time.
 import createClient from 'openapi-fetch';
 import type { components, paths } from './generated/openapi.js';
-import type { Outcome } from './outcome.js';
+import { outcomeOf, type Outcome } from './outcome.js';
 
 /** The raw body as it is: openapi-fetch would otherwise send JSON. */
 const raw = (body: unknown) => body as BodyInit;
@@ -68,17 +68,48 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
   });
   if (!mask.data) throw new Error(`segment mask failed: ${mask.response.status}`);
 
+  const embedded = await client.POST('/v1/embed', { params: { query: { normalize: true } }, body: photos.classify, bodySerializer: raw });
+  if (!embedded.data || !('embedding' in embedded.data)) throw new Error(`embed failed: ${JSON.stringify(embedded.error)}`);
+
   const models = await client.GET('/v1/models');
   const health = await client.GET('/healthz');
   const ready = await client.GET('/readyz');
   const metrics = await client.GET('/metrics', { parseAs: 'text' });
   if (!models.data || !health.data || !ready.data || metrics.data === undefined) throw new Error('a GET route failed');
 
+  // The Open Inference Protocol: health answers are bare statuses, the rest typed JSON.
+  const name = classified.data.model.name;
+  const model = { params: { path: { name } } };
+  const version = { params: { path: { name, version: '1' } } };
+  const v2Health = [
+    await client.GET('/v2/health/live'),
+    await client.GET('/v2/health/ready'),
+    await client.GET('/v2/models/{name}/ready', model),
+    await client.GET('/v2/models/{name}/versions/{version}/ready', version),
+  ].map((r) => r.response.status);
+  const server = await client.GET('/v2');
+  const metadata = await client.GET('/v2/models/{name}', model);
+  const versioned = await client.GET('/v2/models/{name}/versions/{version}', version);
+  if (!server.data || !metadata.data || !versioned.data) throw new Error('a v2 metadata route failed');
+  const image = await photos.classify.arrayBuffer();
+  const request: components['schemas']['V2InferRequest'] = {
+    inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], data: [Buffer.from(image).toString('base64')] }],
+    outputs: [{ name: 'probabilities', parameters: { classification: 1 } }],
+  };
+  const inferred = await client.POST('/v2/models/{name}/infer', { ...model, body: request });
+  const inferredVersion = await client.POST('/v2/models/{name}/versions/{version}/infer', { ...version, body: request });
+  // The route can also answer with binary tensors, so the type is JSON or Blob until narrowed.
+  if (!inferred.data || !('outputs' in inferred.data) || !inferredVersion.data || !('outputs' in inferredVersion.data)) {
+    throw new Error(`v2 infer failed: ${JSON.stringify(inferred.error ?? inferredVersion.error)}`);
+  }
+
   // Refusals come back as the typed error body, with the documented codes.
   const refusedImage = await client.POST('/v1/classify', { body: photos.notAnImage, bodySerializer: raw });
   if (refusedImage.error) errors.push({ status: refusedImage.response.status, code: refusedImage.error.error.code });
   const refusedModel = await client.POST('/v1/detect', { params: { query: { model: 'no_such_model' } }, body: photos.detect, bodySerializer: raw });
   if (refusedModel.error) errors.push({ status: refusedModel.response.status, code: refusedModel.error.error.code });
+  const refusedV2 = await client.POST('/v2/models/{name}/infer', { params: { path: { name: 'no_such_model' } }, body: request });
+  if (refusedV2.error) errors.push({ status: refusedV2.response.status, code: refusedV2.error.code });
 
   // The management API, with the admin token; a call without it is refused.
   const unauthorized = await client.POST('/v2/repository/index', { body: {} });
@@ -88,22 +119,25 @@ export async function callEveryRoute(baseUrl: string, photos: { classify: Blob; 
   const reload = await client.POST('/v2/repository/models/{name}/load', { params: { path: { name: classified.data.model.name } }, headers: admin });
   const unload = await client.POST('/v2/repository/models/{name}/unload', { params: { path: { name: segmented.data.model.name } }, headers: admin });
   if (!index.data || !reload.data || !unload.data) throw new Error(`a management route failed: ${JSON.stringify(index.error ?? reload.error ?? unload.error)}`);
+  // Loaded again, so the next client finds the service as this one did.
+  const restored = await client.POST('/v2/repository/models/{name}/load', { params: { path: { name: segmented.data.model.name } }, headers: admin });
+  if (!restored.data) throw new Error(`loading ${segmented.data.model.name} again failed: ${JSON.stringify(restored.error)}`);
 
-  return {
+  return outcomeOf({
     called,
-    topClass: classified.data.predictions[0]!.label,
-    multipartTopClass: multipart.data.predictions[0]!.label,
-    detected: detected.data.detections.map((d) => d.label),
-    detectionPicture: { type: picture.data.type, bytes: picture.data.size },
-    segmented: segmented.data.legend.map((entry) => entry.label),
-    maskBytes: mask.data.size,
-    models: models.data.models.map(({ name, task }) => ({ name, task })),
-    health: health.data.status,
-    ready: ready.data.status,
+    classified: classified.data,
+    multipart: multipart.data,
+    detected: detected.data,
+    picture: picture.data,
+    segmented: segmented.data,
+    mask: mask.data,
+    embedded: embedded.data,
+    models: models.data,
+    health: health.data,
+    ready: ready.data,
     metrics: metrics.data,
+    v2: { health: v2Health, server: server.data, metadata: metadata.data, versioned: versioned.data, inferred: [inferred.data, inferredVersion.data] },
     errors,
-    readyModels: index.data.map((entry) => entry.name),
-    reloaded: reload.data.version,
-    unloaded: unload.data.name,
-  };
+    management: { index: index.data, reload: reload.data, unload: unload.data },
+  });
 }

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { createMetrics, type Metrics } from '../../metrics/metrics.js';
+import { GRPC_METHODS } from '../../oip/metadata.js';
 import { REQUEST_STAGES } from '../../pipeline/lifetime.js';
 import { RESTART_REASONS } from '../../pool/pool.js';
 
@@ -13,7 +14,7 @@ declare module 'fastify' {
 }
 
 export default fp(async (app: FastifyInstance) => {
-  const metrics = createMetrics({ stages: REQUEST_STAGES, restartReasons: RESTART_REASONS });
+  const metrics = createMetrics({ stages: REQUEST_STAGES, restartReasons: RESTART_REASONS, grpcMethods: GRPC_METHODS });
   app.decorate('metrics', metrics);
   app.addHook('onResponse', async (request, reply) => {
     metrics.requestDuration.observe(

@@ -1,21 +1,20 @@
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyInstance } from 'fastify';
 import { drawBoxes, toPixelBox } from '../../render/boxes.js';
+import { DETECTION_DEFAULTS, MAX_DETECTIONS } from '../../tasks.js';
 import { encode } from '../../render/encode.js';
 import { ApiError } from '../errors.js';
 import { admitImageRequest, commonReport, renderAnswer, runImageRoute } from '../image-route.js';
 import { answerType } from '../negotiate.js';
 import { imageTaskResponse, pictureRouteErrors } from '../schemas.js';
 
-export const MAX_DETECTIONS = 100;
-
 const querystring = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    minScore: { type: 'number', minimum: 0, maximum: 1, default: 0.5 },
-    maxDetections: { type: 'integer', minimum: 1, maximum: MAX_DETECTIONS, default: 20 },
-    iouThreshold: { type: 'number', minimum: 0, maximum: 1, default: 0.6 },
+    minScore: { type: 'number', minimum: 0, maximum: 1, default: DETECTION_DEFAULTS.minScore },
+    maxDetections: { type: 'integer', minimum: 1, maximum: MAX_DETECTIONS, default: DETECTION_DEFAULTS.maxDetections },
+    iouThreshold: { type: 'number', minimum: 0, maximum: 1, default: DETECTION_DEFAULTS.iouThreshold },
     classes: { type: 'string', minLength: 1 },
     model: { type: 'string' },
     format: { type: 'string', enum: ['json', 'image'] },
