@@ -70,6 +70,8 @@ ENV NODE_ENV=production \
 # or models. tsx compiles the TypeScript on start and caches it under /tmp.
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/models models
+# The built-in model repository: a config per model version, over the model files above.
+COPY models/repository models/repository
 COPY package.json tsconfig.json openapi.yaml ./
 COPY src src
 USER node

@@ -36,6 +36,7 @@ interface ComposeService {
   environment?: Record<string, string>;
   container_name?: string;
   depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
 }
 
 /** The Prometheus job that scrapes the service, from the shipped configuration. */
@@ -96,6 +97,8 @@ describe.skipIf(composeTool.skip)('docker-compose.yml', () => {
     // once a replica is healthy.
     expect(portsOf(services.lb!)).toEqual([{ host_ip: '127.0.0.1', published: DEFAULTS.port, target: DEFAULTS.port }]);
     expect(services.lb!.depends_on?.app?.condition).toBe('service_healthy');
+    // Healthy means ready: the balancer waits for a replica that has loaded its models.
+    expect(app.healthcheck?.test.join(' ')).toMatch(/\/readyz/);
     const job = scrapeJob();
     expect(job.metrics_path).toBe('/metrics');
     expect(job.dns_sd_configs).toEqual([expect.objectContaining({ names: ['app'], type: 'A', port: DEFAULTS.port })]);
