@@ -17,6 +17,9 @@ const PHOTO = /\.(jpe?g|png|webp)$/i;
 /** Calibration photos are ours and trusted; the limits only need to let them through. */
 const LIMITS = { maxPixels: 100_000_000, minSide: 1 };
 
+/** What calibrate computes; a change to it must not read ranges cached by the old one. */
+const CALIBRATION_METHOD = 'minmax, unoptimized float32';
+
 export const calibrationDir = (modelDir: string): string => join(modelDir, 'calibration');
 
 /** What the ranges depend on: the graph, its weights, the input's preprocessing, the photos. */
@@ -30,18 +33,30 @@ function cacheKey(graph: Graph, weights: Weights, input: unknown, photos: readon
   return hash.digest('hex').slice(0, 32);
 }
 
-export async function activationRanges(entry: CatalogEntry, graph: Graph, weights: Weights, normalization: InputNormalization, modelDir: string): Promise<ActivationRanges> {
+function calibrationPhotos(entry: CatalogEntry, modelDir: string): { name: string; bytes: Buffer }[] {
   const dir = calibrationDir(modelDir);
   const names = existsSync(dir) ? readdirSync(dir).filter((f) => PHOTO.test(f)).sort() : [];
   if (names.length === 0) throw new Error(`model ${entry.name}: precision int8 needs the calibration photos in ${dir}; install them with npm run models`);
-  const photos = names.map((name) => ({ name, bytes: readFileSync(join(dir, name)) }));
-  const cache = join(dir, 'cache', `${entry.name}-${cacheKey(graph, weights, { normalization, preprocess: entry.preprocess }, photos)}.json`);
+  return names.map((name) => ({ name, bytes: readFileSync(join(dir, name)) }));
+}
+
+async function inputsOf(entry: CatalogEntry, photos: readonly { bytes: Buffer }[], resolution: number, normalization: InputNormalization): Promise<Float32Array[]> {
+  return Promise.all(photos.map(async ({ bytes }) => normalize((await decodeImage(bytes, resolution, LIMITS, entry.preprocess)).pixels, normalization)));
+}
+
+/** The calibration photos as the model's inputs: decoded with its preprocessing, normalized. */
+export function calibrationInputs(entry: CatalogEntry, resolution: number, normalization: InputNormalization, modelDir: string): Promise<Float32Array[]> {
+  return inputsOf(entry, calibrationPhotos(entry, modelDir), resolution, normalization);
+}
+
+export async function activationRanges(entry: CatalogEntry, graph: Graph, weights: Weights, normalization: InputNormalization, modelDir: string): Promise<ActivationRanges> {
+  const photos = calibrationPhotos(entry, modelDir);
+  const cache = join(calibrationDir(modelDir), 'cache', `${entry.name}-${cacheKey(graph, weights, { normalization, preprocess: entry.preprocess, method: CALIBRATION_METHOD }, photos)}.json`);
   if (existsSync(cache)) return JSON.parse(readFileSync(cache, 'utf8')) as ActivationRanges;
   const [, resolution] = graph.nodes.find((n) => n.name === graph.inputs[0])!.shape as [number, number, number];
-  const inputs = await Promise.all(photos.map(async ({ bytes }) => normalize((await decodeImage(bytes, resolution!, LIMITS, entry.preprocess)).pixels, normalization)));
-  const ranges = await calibrate(graph, weights, inputs);
+  const ranges = await calibrate(graph, weights, await inputsOf(entry, photos, resolution!, normalization));
   try {
-    mkdirSync(join(dir, 'cache'), { recursive: true });
+    mkdirSync(join(calibrationDir(modelDir), 'cache'), { recursive: true });
     // Written whole, then renamed: a worker calibrating at the same time never reads half a file.
     const partial = `${cache}.${process.pid}`;
     writeFileSync(partial, JSON.stringify(ranges));

@@ -9,7 +9,13 @@ import { quantizedTensors, widenRanges, type ActivationRanges } from './quantize
 export async function calibrate(graph: Graph, weights: Weights, inputs: readonly Float32Array[]): Promise<ActivationRanges> {
   if (inputs.length === 0) throw new Error(`graph ${graph.name}: calibration needs at least one input`);
   const tensors = quantizedTensors(graph);
-  const session = await ort.InferenceSession.create(emitOnnx(graph, weights, { extraOutputs: tensors }), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(emitOnnx(graph, weights, { extraOutputs: tensors }), {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    // Unoptimized, as quantize_static's calibrator runs it: the same ranges to the last bit (fused
+    // kernels round differently), so that our int8 model and its reference share every scale.
+    graphOptimizationLevel: 'disabled',
+  });
   try {
     const [c, h, w] = graph.nodes.find((n) => n.name === graph.inputs[0])!.shape as [number, number, number];
     if (inputs.some((input) => input.length !== elementCount([c, h, w]))) throw new Error(`graph ${graph.name}: a calibration input is not ${h}x${w}x${c}`);

@@ -50,6 +50,8 @@ function valueInfo(name: string, dims: (number | string)[]): OnnxTypes.IValueInf
 interface Quantizer {
   /** The scale and zero point of a quantized tensor; undefined for one left in float. */
   of(tensor: string): { scale: number; zeroPoint: number } | undefined;
+  /** What a reader of the tensor reads: the dequantized copy of a quantized one. */
+  read(tensor: string): string;
 }
 
 /** ONNX nodes and initializers for one graph node; its final ONNX output is named after it. */
@@ -63,8 +65,7 @@ function emitNode(node: Node, weights: Weights, shapeOf: (name: string) => reado
     initializers.push(floatTensor(spec.name, spec.shape, values(spec)));
     return spec.name;
   };
-  // A quantized tensor's readers read its dequantized copy.
-  const read = (tensor: string) => (quantizer.of(tensor) ? `${tensor}/dq` : tensor);
+  const read = (tensor: string) => quantizer.read(tensor);
   // int8 weights per output channel and int32 biases at input scale x weight scale, each behind a
   // DequantizeLinear: the pattern ONNX Runtime's QDQ fusion turns into QLinearConv.
   const quantizedParams = (conv: Node<Extract<Node, { kind: 'conv2d' }>>, inputScale: number) => {
@@ -199,7 +200,12 @@ export function emitOnnx(graph: Graph, weights: Weights, options: EmitOptions = 
   const nodes: OnnxTypes.INodeProto[] = [];
   const initializers: OnnxTypes.ITensorProto[] = [];
   const quantized = new Map(Object.entries(options.quantization ?? {}).map(([name, range]) => [name, activationQuantization(range)]));
-  const quantizer: Quantizer = { of: (tensor) => quantized.get(tensor) };
+  // A quantized graph output is its dequantized value, as quantize_static makes it: the node that
+  // makes it then fuses too (the pooled features: QLinearGlobalAveragePool, in integers).
+  const outputs = new Set(graph.outputs);
+  const dequantized = (tensor: string) => (outputs.has(tensor) ? tensor : `${tensor}/dq`);
+  const made = (tensor: string) => (quantized.has(tensor) && outputs.has(tensor) ? `${tensor}/float` : tensor);
+  const quantizer: Quantizer = { of: (tensor) => quantized.get(tensor), read: (tensor) => (quantized.has(tensor) ? dequantized(tensor) : tensor) };
   // Each quantized tensor: QuantizeLinear to uint8 and DequantizeLinear back, right where it is made.
   const quantize = (tensor: string) => {
     const q = quantized.get(tensor);
@@ -209,8 +215,8 @@ export function emitOnnx(graph: Graph, weights: Weights, options: EmitOptions = 
       typedTensor(`${tensor}/zero`, [], onnx.TensorProto.DataType.UINT8, Uint8Array.of(q.zeroPoint)),
     );
     nodes.push(
-      { name: `${tensor}/quantize`, opType: 'QuantizeLinear', input: [tensor, `${tensor}/scale`, `${tensor}/zero`], output: [`${tensor}/q`] },
-      { name: `${tensor}/dequantize`, opType: 'DequantizeLinear', input: [`${tensor}/q`, `${tensor}/scale`, `${tensor}/zero`], output: [`${tensor}/dq`] },
+      { name: `${tensor}/quantize`, opType: 'QuantizeLinear', input: [made(tensor), `${tensor}/scale`, `${tensor}/zero`], output: [`${tensor}/q`] },
+      { name: `${tensor}/dequantize`, opType: 'DequantizeLinear', input: [`${tensor}/q`, `${tensor}/scale`, `${tensor}/zero`], output: [dequantized(tensor)] },
     );
   };
   const inputs = graph.inputs.map((name) => {
@@ -220,6 +226,7 @@ export function emitOnnx(graph: Graph, weights: Weights, options: EmitOptions = 
   });
   for (const node of graph.nodes) {
     const emitted = emitNode(node, weights, shapeOf, quantizer);
+    for (const n of emitted.nodes) n.output = n.output!.map((o) => (o === node.name ? made(o) : o));
     nodes.push(...emitted.nodes);
     initializers.push(...emitted.initializers);
     quantize(node.name);

@@ -24,12 +24,25 @@ export function quantizedTensors(graph: Graph): string[] {
   return graph.nodes.map((n) => n.name).filter((name) => tensors.has(name));
 }
 
+/**
+ * Rounding as QuantizeLinear does it: to the nearest integer, ties to even. Weights imported from a
+ * uint8 file sit on its grid, so requantized per channel many of them fall exactly half-way.
+ */
+export function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const rest = x - floor;
+  return rest > 0.5 || (rest === 0.5 && floor % 2 !== 0) ? floor + 1 : floor;
+}
+
+// Arithmetic is float32, as ONNX tensors and quantize_static's NumPy arrays hold it.
+const f32 = Math.fround;
+
 /** uint8 scale and zero point of a range, widened to hold 0 (zero padding must be exact). */
 export function activationQuantization([min, max]: readonly [number, number]): { scale: number; zeroPoint: number } {
   const [lo, hi] = [Math.min(min, 0), Math.max(max, 0)];
-  const scale = Math.fround((hi - lo) / 255);
+  const scale = f32(f32(hi - lo) / 255);
   if (scale === 0) return { scale: 1, zeroPoint: 0 };
-  return { scale, zeroPoint: Math.min(255, Math.max(0, Math.round(-lo / scale))) };
+  return { scale, zeroPoint: Math.min(255, Math.max(0, roundHalfEven(-f32(lo / scale)))) };
 }
 
 /** Symmetric int8 per output channel ([-127, 127], zero point 0): weights laid out [out, ...]. */
@@ -42,15 +55,16 @@ export function quantizeWeights(weights: Float32Array, channels: number): { valu
     for (let i = c * perChannel; i < (c + 1) * perChannel; i++) largest = Math.max(largest, Math.abs(weights[i]!));
     // An all-zero channel quantizes to zeros at any scale.
     scales[c] = largest === 0 ? 1 : largest / 127;
-    for (let i = c * perChannel; i < (c + 1) * perChannel; i++) values[i] = Math.max(-127, Math.min(127, Math.round(weights[i]! / scales[c]!)));
+    for (let i = c * perChannel; i < (c + 1) * perChannel; i++) values[i] = Math.max(-127, Math.min(127, roundHalfEven(f32(weights[i]! / scales[c]!))));
   }
   return { values, scales };
 }
 
 /** int32 biases at input scale x each channel's weight scale, the scale of the convolution's accumulator. */
 export function quantizeBias(bias: Float32Array, inputScale: number, weightScales: Float32Array): { values: Int32Array; scales: Float32Array } {
+  // The scale in float32, the division not (as quantize_static: an int32 holds more than float32's 24 bits).
   const scales = weightScales.map((s) => inputScale * s);
-  return { values: Int32Array.from(bias, (b, c) => Math.round(b / scales[c]!)), scales };
+  return { values: Int32Array.from(bias, (b, c) => roundHalfEven(b / scales[c]!)), scales };
 }
 
 /** Folds one run's tensors into running ranges. */
