@@ -3,7 +3,7 @@
 // concurrency 1 and 16. Precisions alternate (blocks of runs; servers A B, B A) so drift on a
 // shared machine falls on both. Also what int8 adds to a load: calibrating without the cache, and
 // loading with it.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp } from '../src/app.js';
 import { findEntry, loadWeights } from '../src/catalog/catalog.js';
@@ -13,7 +13,7 @@ import { decodeImage } from '../src/decode/decode.js';
 import type { Engine } from '../src/engine/engine.js';
 import { calibrate } from '../src/engine/onnx/calibrate.js';
 import { loadEngine } from '../src/engine/load.js';
-import { activationRanges, calibrationDir } from '../src/worker/calibration.js';
+import { activationRanges, calibrationInputs } from '../src/worker/calibration.js';
 import { normalize } from '../src/worker/normalize.js';
 import { ms, progress, round, roundStats, runPhase, section, sleep, stats, table, type Phase, type Stats } from './lib.js';
 
@@ -49,8 +49,7 @@ async function bare(model: string, photo: Buffer, opts: PrecisionBenchOptions): 
   const data = normalize((await decodeImage(photo, built.input.shape[1]!, LIMITS, entry.preprocess)).pixels, normalization);
   const modelDir = join(opts.root, 'models/files');
   // Calibration as a load without the cache does it (the photos decoded here are not timed).
-  const names = readdirPhotos(calibrationDir(modelDir));
-  const inputs = await Promise.all(names.map(async (f) => normalize((await decodeImage(readFileSync(join(calibrationDir(modelDir), f)), built.input.shape[1]!, LIMITS, entry.preprocess)).pixels, normalization)));
+  const inputs = await calibrationInputs(entry, built.input.shape[1]!, normalization, modelDir);
   const calibrationStarted = performance.now();
   await calibrate(built.graph, weights, inputs);
   const calibrationMs = performance.now() - calibrationStarted;
@@ -78,10 +77,6 @@ async function bare(model: string, photo: Buffer, opts: PrecisionBenchOptions): 
     for (const e of engines) await e.engine.dispose();
   }
   return { rows: engines.map((e) => ({ precision: e.precision, loadMs: e.loadMs, stats: stats(e.samples) })), calibrationMs, photos: inputs.length };
-}
-
-function readdirPhotos(dir: string): string[] {
-  return readdirSync(dir).filter((f) => /\.(jpe?g|png|webp)$/i.test(f));
 }
 
 async function server(model: string, path: string, body: Buffer, precision: Precision, opts: PrecisionBenchOptions): Promise<{ c1: Phase; c16: Phase }> {
