@@ -157,6 +157,43 @@ describe('precision as a setting', () => {
     expect(testConfig({ MODELS: models }).precision).toEqual({});
   });
 
+  describe('SSDLite at int8 against float32', () => {
+    const apps: Record<string, Awaited<ReturnType<typeof buildApp>>> = {};
+    beforeAll(async () => {
+      for (const precision of ['float32', 'int8']) {
+        apps[precision] = await buildApp(testConfig({ MODELS: 'ssdlite_mobilenet_v2_coco', PRECISION: precision, POOL_SIZE: '1', LOG_LEVEL: 'warn' }));
+        await apps[precision]!.modelsLoaded;
+      }
+    }, 120_000);
+    afterAll(async () => {
+      for (const app of Object.values(apps)) await app.close();
+    });
+
+    type Box = { x: number; y: number; width: number; height: number };
+    const iou = (a: Box, b: Box) => {
+      const w = Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x));
+      const h = Math.max(0, Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y));
+      return (w * h) / (a.width * a.height + b.width * b.height - w * h);
+    };
+
+    // Photos outside the calibration set; float32's confident objects are the reference.
+    it.each(['kite_and_cold.jpg', 'cat.png', 'dog_segmentation.png'])('finds in %s the objects float32 is sure of, where it finds them', async (file) => {
+      const detect = async (precision: string) => {
+        const body = multipart([{ name: 'image', filename: file, data: photo(file) }]);
+        const response = await apps[precision]!.inject({ method: 'POST', url: '/v1/detect', ...body });
+        expect(response.statusCode).toBe(200);
+        return response.json<{ detections: { label: string; score: number; box: Box }[] }>().detections;
+      };
+      const [reference, int8] = [await detect('float32'), await detect('int8')];
+      const sure = reference.filter((d) => d.score >= 0.6);
+      expect(sure.length).toBeGreaterThan(0);
+      for (const d of sure) {
+        const best = Math.max(0, ...int8.filter((e) => e.label === d.label).map((e) => iou(e.box, d.box)));
+        expect(best, `${d.label} at ${JSON.stringify(d.box)}`).toBeGreaterThanOrEqual(0.8);
+      }
+    });
+  });
+
   describe('the service with PRECISION=int8', () => {
     let app: Awaited<ReturnType<typeof buildApp>>;
     beforeAll(async () => {
