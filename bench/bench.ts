@@ -32,6 +32,7 @@ import { benchSegmentation } from './segmentation.js';
 import { benchEngineComparison } from './engines.js';
 import { benchMemory } from './memory.js';
 import { benchIsolation } from './isolation.js';
+import { benchPrecision, type PrecisionBenchOptions } from './precision.js';
 
 const MODEL = 'mobilenet_v2_1.0_224';
 const TARGET_RATIO = 1.5;
@@ -56,6 +57,7 @@ const HELP = `usage: npm run bench -- [flags]
                        one round always runs (default 170, quick 60)
   --configs LIST       pool configurations as POOLxTHREADS, comma-separated (default 1x2,2x1)
   --image FILE         photo POSTed to the server, under ../shared/images (default parrot.jpg)
+  --only precision     only float32 against int8 (bench/precision.ts)
   --out FILE           JSON output (default bench/results/latest.json)`;
 
 function options() {
@@ -73,6 +75,7 @@ function options() {
       configs: { type: 'string' },
       image: { type: 'string' },
       out: { type: 'string' },
+      only: { type: 'string' },
     },
     strict: true,
   });
@@ -104,6 +107,9 @@ function options() {
     budgetSeconds: int('budget', values.budget, 170, 60),
     configs,
     image: values.image ?? 'parrot.jpg',
+    only: values.only === undefined || values.only === 'precision' ? values.only : (() => {
+      throw new Error(`--only: '${values.only}' is not a part that runs alone; valid: precision`);
+    })(),
     out: resolve(ROOT, values.out ?? 'bench/results/latest.json'),
   };
 }
@@ -278,8 +284,19 @@ function summarize(phases: Phase[]): PhaseSummary {
 
 // ---------------------------------------------------------------------------------------------
 
+const precisionOptions = (opts: Options): PrecisionBenchOptions => ({
+  root: ROOT, imagesDir: IMAGES_DIR, runs: opts.engineRuns, requests: opts.requests, loadRequests: opts.loadRequests, maxSeconds: opts.maxSeconds, rounds: Math.max(2, opts.rounds - 1),
+});
+
 async function main(): Promise<void> {
   const opts = options();
+  if (opts.only === 'precision') {
+    const precision = await benchPrecision(precisionOptions(opts));
+    mkdirSync(dirname(opts.out), { recursive: true });
+    writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), options: { ...opts, out: undefined }, precision }, null, 2)}\n`);
+    console.log(`\nresults written to ${opts.out}`);
+    return;
+  }
   const benchStarted = performance.now();
   const weightsFile = findEntry(MODEL).weightsPath;
   if (!existsSync(weightsFile)) {
@@ -422,6 +439,7 @@ async function main(): Promise<void> {
   const engines = await benchEngineComparison({ root: ROOT, imagesDir: IMAGES_DIR, runs: opts.quick ? 10 : 40, requests: opts.quick ? 12 : 40, maxSeconds: opts.maxSeconds });
   const memory = await benchMemory({ runs: opts.quick ? 10 : 40, maxSeconds: opts.maxSeconds });
   const isolation = await benchIsolation({ roundTrips: opts.quick ? 200 : 1000 });
+  const precision = await benchPrecision(precisionOptions(opts));
 
   section('Summary');
   const engineLine = engineResults.map((e) => `threads=${e.threads} p50 ${ms(e.stats.p50)} / p99 ${ms(e.stats.p99)} ms`).join('; ');
@@ -498,6 +516,7 @@ async function main(): Promise<void> {
     engines,
     memory,
     isolation,
+    precision,
     totalSeconds: round((performance.now() - benchStarted) / 1000, 1),
   };
   mkdirSync(dirname(opts.out), { recursive: true });

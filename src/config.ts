@@ -1,7 +1,8 @@
 // Configuration comes from the environment only; every variable is documented in the README.
 import { availableParallelism } from 'node:os';
 import { DEFAULT_MODEL_DIR, DEFAULT_REPOSITORY, indexRepository } from './catalog/catalog.js';
-import { ModelConfigError } from './catalog/config.js';
+import { INT8_TASKS, ModelConfigError, PRECISIONS, type Precision } from './catalog/config.js';
+import { servedPrecision } from './catalog/catalog.js';
 import type { Preprocess } from './decode/preprocess.js';
 import { ENGINE_NAMES, TFJS_BACKENDS, type EngineName, type TfjsBackendChoice } from './engine/engine.js';
 
@@ -27,6 +28,8 @@ export interface Config {
   tfjsBackend: TfjsBackendChoice;
   /** Memory-efficient inference: each model's split factor (src/model/split.ts); absent = 1, off. */
   split: Record<string, number>;
+  /** PRECISION: each model's precision where it overrides its config's (docs/engines.md, Precision). */
+  precision: Record<string, Precision>;
   /** Per model, preprocessing other than its config's (no variable sets it: `npm run eval` compares settings with it). */
   preprocess?: Record<string, Preprocess>;
   poolSize: number;
@@ -83,22 +86,31 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: 
   return raw as T;
 }
 
-/** MEMORY_SPLIT: one factor for every model ('4'), or model=factor pairs ('mobilenet_v2_1.0_224=4,ssdlite_mobilenet_v2_coco=2'). */
-function splitFactors(raw: string | undefined, models: readonly string[]): Record<string, number> {
+/**
+ * A per-model setting: one value for every model of `all` ('4'), or model=value pairs for models
+ * of `models` ('mobilenet_v2_1.0_224=4,ssdlite_mobilenet_v2_coco=2').
+ */
+function perModel<T>(name: string, raw: string | undefined, models: readonly string[], all: readonly string[], parse: (text: string) => T): Record<string, T> {
   if (raw === undefined || raw.trim() === '') return {};
-  const factor = (text: string) => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < 1) throw new ConfigError(`MEMORY_SPLIT: split factor '${text}' must be an integer >= 1`);
-    return value;
-  };
-  if (!raw.includes('=')) return Object.fromEntries(models.map((m) => [m, factor(raw.trim())]));
+  if (!raw.includes('=')) return Object.fromEntries(all.map((m) => [m, parse(raw.trim())]));
   const entries = raw.split(',').map((pair) => pair.split('=').map((part) => part.trim()));
   for (const [model, value] of entries) {
     if (!model || value === undefined || !models.includes(model)) {
-      throw new ConfigError(`MEMORY_SPLIT: '${model ?? ''}=${value ?? ''}' must name a model of MODELS (${models.join(', ')}) and a factor`);
+      throw new ConfigError(`${name}: '${model ?? ''}=${value ?? ''}' must name a model of MODELS (${models.join(', ')}) and a value`);
     }
   }
-  return Object.fromEntries(entries.map(([model, value]) => [model!, factor(value!)]));
+  return Object.fromEntries(entries.map(([model, value]) => [model!, parse(value!)]));
+}
+
+function splitFactor(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`MEMORY_SPLIT: split factor '${text}' must be an integer >= 1`);
+  return value;
+}
+
+function precision(text: string): Precision {
+  if (!(PRECISIONS as readonly string[]).includes(text)) throw new ConfigError(`PRECISION: '${text}' must be one of ${PRECISIONS.join(', ')}`);
+  return text as Precision;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -119,6 +131,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const broken = index.filter((m) => models.includes(m.name) && !m.entry);
   if (broken.length) throw new ConfigError(`MODELS: ${broken.map((m) => `${m.name}: ${m.problem}`).join('; ')}`);
+  const engine = oneOf(env, 'ENGINE', ENGINE_NAMES, 'onnx');
+  // One precision for all applies to the models whose task has it; a pair names a model that must.
+  const int8Capable = index.filter((m) => models.includes(m.name) && INT8_TASKS.includes(m.entry!.task)).map((m) => m.name);
+  const precisions = perModel('PRECISION', env.PRECISION, models, env.PRECISION?.trim() === 'int8' ? int8Capable : models, precision);
+  for (const m of index.filter((e) => models.includes(e.name))) {
+    try {
+      servedPrecision(m.entry!, { engine, precision: precisions[m.name] });
+    } catch (err) {
+      if (err instanceof ModelConfigError) throw new ConfigError(`PRECISION: ${err.message}`);
+      throw err;
+    }
+  }
   // Measured on 2 cores (npm run bench): one single-threaded worker per core matched one
   // two-threaded worker on latency at concurrency 1 and gave 15-25% more throughput under load,
   // with lower p99 when other processes compete for the cores.
@@ -144,9 +168,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pollSeconds: integer(env, 'MODEL_REPOSITORY_POLL_S', 0, 0),
     adminToken: env.ADMIN_TOKEN || undefined,
     workerMemoryBytes: env.WORKER_MEMORY_MB ? integer(env, 'WORKER_MEMORY_MB', 0, 1) * MIB : undefined,
-    engine: oneOf(env, 'ENGINE', ENGINE_NAMES, 'onnx'),
+    engine,
     tfjsBackend: oneOf(env, 'TFJS_BACKEND', TFJS_BACKENDS, 'auto'),
-    split: splitFactors(env.MEMORY_SPLIT, models),
+    split: perModel('MEMORY_SPLIT', env.MEMORY_SPLIT, models, models, splitFactor),
+    precision: precisions,
     poolSize: integer(env, 'POOL_SIZE', cores, 1),
     engineThreads: integer(env, 'ENGINE_THREADS', 1, 1),
     variantMemoryBytes: integer(env, 'VARIANT_MEMORY_MB', 512, 0) * MIB,

@@ -40,6 +40,8 @@ describe('config files', () => {
     [{ ...valid, task: 'segmentation', preprocessing: { crop: 'central' } }, /a segmentation model's mask covers the whole photo, so its crop must be none/],
     [{ ...valid, architecture: { alpha: 0.6 } }, /architecture\.alpha is 0\.6; valid values: 0\.35, 0\.5, 0\.75, 1, 1\.3, 1\.4/],
     [{ ...valid, architecture: { resolution: 16 } }, /architecture\.resolution must be >= 32 \(found 16\)/],
+    [{ ...valid, precision: 'fp16' }, /precision is "fp16"; valid values: float32, int8/],
+    [{ ...valid, task: 'segmentation', precision: 'int8' }, /precision is 'int8', which segmentation models do not have; valid precisions for segmentation: float32/],
     ['task: [unclosed', /config\.yaml: cannot be read/],
   ])('refuses %j naming the file, the field and the valid values', (config, message) => {
     const file = configFile(config);

@@ -20,7 +20,8 @@ import { importSsdWeights } from '../weights/tfjs/import-ssd.js';
 import { readOnnxClassifier } from '../weights/onnx/classifier.js';
 import { importDeepLabWeights } from '../weights/tflite/deeplab.js';
 import { readTfliteClassifier } from '../weights/tflite/import.js';
-import { ModelConfigError, readModelConfig, TASKS, type ModelConfig, type WeightFormat } from './config.js';
+import { checkPrecision, DEFAULT_PRECISION, ModelConfigError, readModelConfig, TASKS, type ModelConfig, type Precision, type WeightFormat } from './config.js';
+import type { EngineName } from '../engine/engine.js';
 import type { ModelRef, Task } from '../tasks.js';
 import { listRepository, servedVersion } from './repository.js';
 
@@ -51,6 +52,8 @@ interface EntryBase<T extends Task, G> {
   importWeights(model: G, path: string): FileWeights;
   /** Whether MODELS includes it when unset (default true); see README, Configuration. */
   loadByDefault?: boolean;
+  /** The config's precision (PRECISION overrides it: see precisionOf). */
+  precision: Precision;
 }
 
 export type ClassifierEntry = EntryBase<'classification', ClassifierGraph>;
@@ -147,6 +150,7 @@ export function entryOf(ref: ModelRef, modelDir: string): CatalogEntry {
     preprocess: statedPreprocess(config.preprocessing),
     configFile: ref.configFile,
     loadByDefault: config.loadAtStartup ?? true,
+    precision: config.precision ?? DEFAULT_PRECISION,
   };
   switch (config.task) {
     case 'classification': {
@@ -202,6 +206,19 @@ function quantizationOf(normalization: InputNormalization | undefined): InputQua
   if (!normalization || normalization.channels !== 'RGB') return undefined;
   const { scale: [s, ...ss], zeroPoint: [z, ...zs] } = normalization;
   return ss.every((v) => v === s) && zs.every((v) => v === z) ? { scale: s, zeroPoint: z } : undefined;
+}
+
+/**
+ * The precision an entry runs at: PRECISION's (`serving.precision`) if set, else its config's;
+ * one the task has, and float32 on an engine other than ONNX Runtime (only it runs int8).
+ */
+export function servedPrecision(entry: CatalogEntry, serving: { engine: EngineName; precision?: Precision }): Precision {
+  const precision = serving.precision ?? entry.precision;
+  checkPrecision(entry.task, precision, `model ${entry.name}`);
+  if (precision === 'int8' && serving.engine !== 'onnx') {
+    throw new ModelConfigError(`model ${entry.name}: precision int8 runs on ENGINE=onnx only, not ${serving.engine}; set precision float32 (its config or PRECISION) or use ENGINE=onnx`);
+  }
+  return precision;
 }
 
 /** One model of a repository: its versions, and the served version's entry or why it has none. */

@@ -12,6 +12,13 @@ import { CHANNEL_ORDERS } from '../weights/common.js';
 export const TASKS = ['classification', 'detection', 'segmentation'] as const;
 export const WEIGHT_FORMATS = ['tflite', 'tfjs-layers', 'tfjs-graph', 'onnx'] as const;
 export type WeightFormat = (typeof WEIGHT_FORMATS)[number];
+/** How the ONNX engine computes: float32, or int8 built from the graph description (docs/engines.md, Precision). */
+export const PRECISIONS = ['float32', 'int8'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+/** Chosen by the measurements in docs/engines.md, Precision. */
+export const DEFAULT_PRECISION: Precision = 'float32';
+/** The tasks int8 is built for; segmentation's measurements are in docs/engines.md, Precision. */
+export const INT8_TASKS: readonly (typeof TASKS)[number][] = ['classification', 'detection'];
 
 /** A number for all three channels, or one per channel. */
 type PerChannel = number | [number, number, number];
@@ -27,6 +34,8 @@ export interface ModelConfig {
   description?: string;
   /** Loaded when the service starts (MODELS unset); default true. */
   loadAtStartup?: boolean;
+  /** Default DEFAULT_PRECISION; the PRECISION variable overrides it. */
+  precision?: Precision;
   /**
    * The normalization, value = scale x (pixel - zeroPoint) or value = (pixel / 255 - mean) / std,
    * only where the weights do not say; and how the photo becomes the square input: the crop (the
@@ -72,6 +81,7 @@ export const MODEL_CONFIG_SCHEMA = {
     labelOffset: { type: 'integer', minimum: 0 },
     description: { type: 'string' },
     loadAtStartup: { type: 'boolean' },
+    precision: { enum: [...PRECISIONS] },
     preprocessing: {
       type: 'object',
       additionalProperties: false,
@@ -156,8 +166,16 @@ export function readModelConfig(file: string): ModelConfig {
   if (p?.fraction !== undefined && p.crop !== 'central') {
     throw new ModelConfigError(`${file}: preprocessing.fraction is the share of each side a central crop keeps; it needs crop: central`);
   }
+  if (parsed.precision !== undefined) checkPrecision(parsed.task, parsed.precision, file);
   if (parsed.task === 'segmentation' && (p?.crop ?? 'none') !== 'none') {
     throw new ModelConfigError(`${file}: preprocessing.crop is '${p?.crop}'; a segmentation model's mask covers the whole photo, so its crop must be none`);
   }
   return parsed;
+}
+
+/** A precision the task has: int8 is built for INT8_TASKS only. `where` names the setting that asks. */
+export function checkPrecision(task: (typeof TASKS)[number], precision: Precision, where: string): void {
+  if (precision === 'int8' && !INT8_TASKS.includes(task)) {
+    throw new ModelConfigError(`${where}: precision is 'int8', which ${task} models do not have; valid precisions for ${task}: float32`);
+  }
 }

@@ -2,6 +2,7 @@
 // go in, named float32 outputs come out. Engines differ only in how they execute; load.ts
 // picks one.
 import type { Graph, Weights } from '../model/graph.js';
+import type { ActivationRanges } from './onnx/quantize.js';
 
 export const ENGINE_NAMES = ['onnx', 'tfjs'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
@@ -22,6 +23,13 @@ export interface EngineOptions {
   keepActivationMemory?: boolean;
   /** The tfjs engine's backend (default 'auto'); one per thread, the first engine's choice holds. */
   tfjsBackend?: TfjsBackendChoice;
+  /**
+   * int8: the calibrated range of each tensor the quantized model holds in 8 bits (see
+   * src/engine/onnx/quantize.ts); absent, float32. Only the ONNX engine runs int8.
+   */
+  quantization?: ActivationRanges;
+  /** ONNX only: where ONNX Runtime writes the model as it optimized it (to see which kernels it fused). */
+  optimizedModelPath?: string;
 }
 
 /** A batch of images, NHWC float32, already normalized as the weights expect. */

@@ -4,6 +4,7 @@
 // then every worker loads and warms it beside the serving version and all swap at once: nothing
 // in flight fails, and a load that fails anywhere leaves the old version serving.
 import { entryOf, indexRepository } from '../catalog/catalog.js';
+import type { Precision } from '../catalog/config.js';
 import type { EngineName } from '../engine/engine.js';
 import { ModelLoadError } from '../pool/errors.js';
 import type { WorkerPool } from '../pool/pool.js';
@@ -26,6 +27,8 @@ export interface ModelManagerOptions {
   modelDir: string;
   engine: EngineName;
   split: Record<string, number>;
+  /** PRECISION's overrides of the configs' precisions. */
+  precision: Record<string, Precision>;
   pool: WorkerPool;
   registry: ModelRegistry;
   /** WORKER_MEMORY_MB: what each worker may give its models; unset, every worker loads every model. */
@@ -107,8 +110,8 @@ export class ModelManager {
       this.note(name, target, { state: 'LOADING', reason: 'loading' });
       if (!this.options.registry.get(name)) this.last.set(name, { reason: `version ${target} is loading`, task: model.entry?.task });
       try {
-        const { engine, split, pool, registry } = this.options;
-        const info = describeModel(entryOf({ name, version: target, configFile: model.configFile(target) }, this.options.modelDir), { engine, split: split[name] });
+        const { engine, split, precision, pool, registry } = this.options;
+        const info = describeModel(entryOf({ name, version: target, configFile: model.configFile(target) }, this.options.modelDir), { engine, split: split[name], precision: precision[name] });
         const sizes = new Map(registry.models.map((m) => [m.name, m.memoryBytes]));
         const workers = placeOne({ name, bytes: info.memoryBytes }, pool.placement, sizes, this.options.workerMemoryBytes);
         await pool.loadModel(refOf(info), workers);

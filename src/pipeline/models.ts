@@ -1,7 +1,7 @@
 // The loaded models as the main thread knows them: what each is, what it costs per setting, its
 // labels; and the lookup every request starts with.
-import type { CatalogEntry } from '../catalog/catalog.js';
-import { ModelConfigError, type WeightFormat } from '../catalog/config.js';
+import { servedPrecision, type CatalogEntry } from '../catalog/catalog.js';
+import { ModelConfigError, type Precision, type WeightFormat } from '../catalog/config.js';
 import type { Preprocess } from '../decode/preprocess.js';
 import type { EngineName } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';
@@ -42,6 +42,8 @@ export interface ModelInfo {
   /** The engine that runs it and the split factor of memory-efficient inference (1 = off). */
   engine: EngineName;
   split: number;
+  /** float32, or int8 built from the graph description (docs/engines.md, Precision). */
+  precision: Precision;
   labels: Labels;
   /** Classifiers: the embedding (the backbone's pooled features), its length and the backbone's multiply-adds, the layers up to the pool. */
   embedding?: { dimensions: number; multiplyAdds: number };
@@ -60,12 +62,13 @@ export interface ModelInfo {
  */
 export function describeModel(
   entry: CatalogEntry,
-  serving: { engine: EngineName; split?: number; preprocess?: Preprocess } = { engine: 'onnx' },
+  serving: { engine: EngineName; split?: number; preprocess?: Preprocess; precision?: Precision } = { engine: 'onnx' },
 ): ModelInfo {
   const preprocess = serving.preprocess ?? entry.preprocess;
   if (entry.task === 'segmentation' && preprocess.crop !== 'none') {
     throw new ModelConfigError(`model ${entry.name}: a segmentation model's input must show the whole photo (crop 'none'), not '${preprocess.crop}'`);
   }
+  const precision = servedPrecision(entry, serving);
   const built = entry.build();
   const cost = costOf(built.graph);
   const split = serving.split ?? 1;
@@ -100,6 +103,7 @@ export function describeModel(
     memoryBytes: modelBytes({ params: cost.params, peakActivationBytes }),
     engine: serving.engine,
     split,
+    precision,
     labels,
     embedding: entry.task === 'classification' ? embeddingOf(built as ClassifierGraph) : undefined,
     segmentation: entry.task === 'segmentation' ? {

@@ -1,5 +1,6 @@
 // Typed messages between the pool (main thread) and its workers (child processes, over IPC with
 // the structured-clone serialization, so typed arrays cross as typed arrays).
+import type { Precision } from '../catalog/config.js';
 import type { EngineName, TfjsBackendChoice } from '../engine/engine.js';
 import type { ModelRef, TaskInput, TaskOutput, TaskRequest } from '../tasks.js';
 
@@ -14,6 +15,8 @@ export interface WorkerConfig {
   tfjsBackend?: TfjsBackendChoice;
   /** Split factor per model for memory-efficient inference (config MEMORY_SPLIT); absent = 1. */
   split?: Record<string, number>;
+  /** PRECISION's overrides of the models' configs (see servedPrecision); absent = none. */
+  precision?: Record<string, Precision>;
   /** Memory this worker's engines for other segmentation settings may hold (its share of VARIANT_MEMORY_MB). */
   variantBudgetBytes: number;
 }

@@ -1,6 +1,6 @@
 // Loading a model in a worker: its graph and weights, the split schedule if configured, the
 // engine warmed up, and the runners of the tasks it serves around it.
-import { loadWeights, type CatalogEntry } from '../catalog/catalog.js';
+import { loadWeights, servedPrecision, type CatalogEntry } from '../catalog/catalog.js';
 import type { EngineOptions } from '../engine/engine.js';
 import { loadEngine } from '../engine/load.js';
 import { elementCount, type BuiltGraph, type Weights } from '../model/graph.js';
@@ -11,6 +11,8 @@ import { Classifier, ClassificationRunner } from './classify.js';
 import { DetectionRunner } from './detect.js';
 import { EmbeddingRunner } from './embed.js';
 import type { TaskRunner } from './runner.js';
+import type { InputNormalization } from '../weights/common.js';
+import { activationRanges } from './calibration.js';
 import { SegmentationRunner, type VariantCache } from './segmentation-runner.js';
 
 export type AnyRunner = ClassificationRunner | EmbeddingRunner | DetectionRunner | SegmentationRunner;
@@ -30,30 +32,35 @@ export async function loadModel(entry: CatalogEntry, config: WorkerConfig, varia
       tfjsBackend: config.tfjsBackend,
       ...options,
     });
+  const precision = servedPrecision(entry, { engine: config.engine, precision: config.precision?.[entry.name] });
   // Warm-up: the first run allocates and plans; the model's own engine does it before it serves.
-  const loadWarm = async (model: BuiltGraph, weights: Weights) => {
-    const engine = await load(model, weights);
+  // int8 is calibrated on the graph the engine runs (split or not), whose tensors it quantizes.
+  const loadWarm = async (model: BuiltGraph, weights: Weights, normalization: InputNormalization) => {
+    const quantization = precision === 'int8'
+      ? await activationRanges(entry, splitGraph(model.graph, split), splitWeights(model.graph, weights, split), normalization, config.modelDir)
+      : undefined;
+    const engine = await load(model, weights, { quantization });
     await engine.run({ data: new Float32Array(elementCount(model.input.shape)), batch: 1 });
     return engine;
   };
   switch (entry.task) {
     case 'classification': {
       const { model, weights, normalization } = loadWeights(entry);
-      const engine = await loadWarm(model, weights);
+      const engine = await loadWarm(model, weights, normalization);
       // One engine, two tasks: its run gives the probabilities and the pooled features together.
       const classifier = new Classifier(model, engine, normalization);
       return { runners: [new ClassificationRunner(classifier), new EmbeddingRunner(classifier)], dispose: () => engine.dispose() };
     }
     case 'detection': {
       const { model, weights, normalization } = loadWeights(entry);
-      const engine = await loadWarm(model, weights);
+      const engine = await loadWarm(model, weights, normalization);
       return { runners: [new DetectionRunner(model, engine, normalization)], dispose: () => engine.dispose() };
     }
     case 'segmentation': {
       const { model, weights, normalization } = loadWeights(entry);
       const runner = new SegmentationRunner({
         name: entry.name,
-        own: { model, engine: await loadWarm(model, weights), variant: { outputStride: entry.outputStride, scale: 1, output: 'classes' } },
+        own: { model, engine: await loadWarm(model, weights, normalization), variant: { outputStride: entry.outputStride, scale: 1, output: 'classes' } },
         input: normalization,
         graphOf: entry.variant,
         // Other settings run now and then: their activation memory is not kept between runs.

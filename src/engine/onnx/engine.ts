@@ -14,13 +14,14 @@ export class OnnxEngine implements Engine {
 
   static async load(graph: Graph, weights: Weights, options: EngineOptions): Promise<OnnxEngine> {
     if (graph.inputs.length !== 1) throw new Error(`graph ${graph.name}: the ONNX engine takes one input`);
-    const session = await ort.InferenceSession.create(emitOnnx(graph, weights), {
+    const session = await ort.InferenceSession.create(emitOnnx(graph, weights, { quantization: options.quantization }), {
       intraOpNumThreads: options.threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
       enableCpuMemArena: options.keepActivationMemory ?? true,
       enableMemPattern: options.keepActivationMemory ?? true,
+      ...(options.optimizedModelPath ? { optimizedModelFilePath: options.optimizedModelPath } : {}),
     });
     const [c, h, w] = graph.nodes.find((n) => n.name === graph.inputs[0])!.shape as [number, number, number];
     return new OnnxEngine(session, onnxInputName(graph.inputs[0]!), [h, w, c]);

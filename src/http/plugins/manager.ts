@@ -16,6 +16,7 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
     modelDir: config.modelDir,
     engine: config.engine,
     split: config.split,
+    precision: config.precision,
     pool: app.pool,
     registry: app.models,
     workerMemoryBytes: config.workerMemoryBytes,

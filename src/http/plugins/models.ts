@@ -16,7 +16,7 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
   const index = indexRepository(config.repository, config.modelDir);
   const models = config.models.map((name) => {
     try {
-      return describeModel(index.find((m) => m.name === name)!.entry!, { engine: config.engine, split: config.split[name], preprocess: config.preprocess?.[name] });
+      return describeModel(index.find((m) => m.name === name)!.entry!, { engine: config.engine, split: config.split[name], preprocess: config.preprocess?.[name], precision: config.precision[name] });
     } catch (err) {
       // A model of MODELS whose weights or labels do not fit its config: the service cannot start as configured.
       throw new ConfigError(`MODELS: ${name}: ${(err as Error).message}`);

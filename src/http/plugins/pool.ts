@@ -37,6 +37,7 @@ export default fp(async (app: FastifyInstance, { config }: { config: Config }) =
       threads: config.engineThreads,
       tfjsBackend: config.tfjsBackend,
       split: config.split,
+      precision: config.precision,
       // Each worker keeps its own engines: the budget is shared out.
       variantBudgetBytes: Math.floor(config.variantMemoryBytes / config.poolSize),
     },

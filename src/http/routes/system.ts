@@ -1,5 +1,6 @@
 // Liveness, readiness, the model list and Prometheus metrics.
 import type { FastifyInstance } from 'fastify';
+import { PRECISIONS } from '../../catalog/config.js';
 import { CROP_POLICIES, RESIZE_KERNELS } from '../../decode/preprocess.js';
 import { ApiError } from '../errors.js';
 import { errorSchema } from '../schemas.js';
@@ -31,7 +32,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'version', 'task', 'format', 'description', 'alpha', 'resolution', 'preprocess', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'memoryBytes', 'workers', 'split'],
+                required: ['name', 'version', 'task', 'format', 'description', 'alpha', 'resolution', 'preprocess', 'weights', 'classes', 'params', 'multiplyAdds', 'peakActivationBytes', 'memoryBytes', 'workers', 'split', 'precision'],
                 properties: {
                   name: { type: 'string' },
                   version: { type: 'integer', minimum: 1 },
@@ -53,6 +54,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
                   memoryBytes: { type: 'integer' },
                   workers: { type: 'integer' },
                   split: { type: 'integer', minimum: 1 },
+                  precision: { type: 'string', enum: [...PRECISIONS] },
                 },
               },
             },
@@ -80,6 +82,7 @@ export async function systemRoutes(app: FastifyInstance): Promise<void> {
       memoryBytes: m.memoryBytes,
       workers: pool.placement.filter((names) => names.includes(m.name)).length,
       split: m.split,
+      precision: m.precision,
     })),
   }));
 
