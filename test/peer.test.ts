@@ -52,7 +52,7 @@ describe.skipIf(!python)('the FastAPI peer of the bench against our service', ()
   };
 
   const theirs = async (init: { body: Buffer; headers: Record<string, string> }): Promise<Prediction[]> => {
-    const res = await fetch(`http://127.0.0.1:${peer.port}/classify?topk=5`, { method: 'POST', ...init });
+    const res = await fetch(`http://127.0.0.1:${peer.port}/classify?topk=5`, { method: 'POST', headers: init.headers, body: new Uint8Array(init.body) });
     expect(res.status).toBe(200);
     return ((await res.json()) as { predictions: Prediction[] }).predictions;
   };
