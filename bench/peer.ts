@@ -148,10 +148,17 @@ function healthPid(port: number): Promise<number | undefined> {
   });
 }
 
+/** Resident memory of a service's processes: all of them, and those that serve (not the master). */
+export interface Resident {
+  totalMb: number;
+  servingMb: number;
+  processes: number;
+}
+
 export interface Peer {
   port: number;
   /** uvicorn's master and everything it started. */
-  residentMb(): number;
+  resident(): Resident;
   stop(): Promise<void>;
 }
 
@@ -191,7 +198,14 @@ export async function startPeer(python: string, configFile: string, workers = PE
     await stop();
     throw err;
   }
-  return { port, residentMb: () => residentMb(processTree(child.pid!)), stop };
+  return {
+    port,
+    resident: () => {
+      const pids = processTree(child.pid!);
+      return { totalMb: residentMb(pids), servingMb: residentMb(pids.slice(1)), processes: pids.length };
+    },
+    stop,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,7 +229,7 @@ interface Side {
   name: string;
   port: number;
   path: string;
-  residentMb(): number;
+  resident(): Resident;
 }
 
 interface Photo {
@@ -329,21 +343,24 @@ export async function benchPeer(opts: PeerBenchOptions) {
   try {
     await app.listen({ port: 0, host: '127.0.0.1' });
     await app.modelsLoaded;
-    const ourPids = () => [process.pid, ...app.pool.workers.map((w) => w.pid)];
+    const ours = (): Resident => {
+      const workers = app.pool.workers.map((w) => w.pid);
+      return { totalMb: residentMb([process.pid, ...workers]), servingMb: residentMb(workers), processes: workers.length + 1 };
+    };
     const sides: Side[] = [
-      { name: `ours (POOL_SIZE=${app.pool.workers.length}, defaults)`, port: (app.server.address() as { port: number }).port, path: CLASSIFY.ours, residentMb: () => residentMb(ourPids()) },
+      { name: `ours (POOL_SIZE=${app.pool.workers.length}, defaults)`, port: (app.server.address() as { port: number }).port, path: CLASSIFY.ours, resident: ours },
     ];
     for (const threads of [1, 0]) {
       progress(`peer: uvicorn --workers ${PEER_WORKERS}, onnxruntime ${threads ? `intra_op_num_threads=${threads}` : 'default threads'}`);
       const peer = await startPeer(python, model.config(threads));
       peers.push(peer);
-      sides.push({ name: `peer, ORT ${threads ? `${threads} thread` : 'default threads'}`, port: peer.port, path: CLASSIFY.peer, residentMb: peer.residentMb });
+      sides.push({ name: `peer, ORT ${threads ? `${threads} thread` : 'default threads'}`, port: peer.port, path: CLASSIFY.peer, resident: peer.resident });
     }
     for (const side of sides) for (const photo of photos) await runPhase(side.port, side.path, photo.body, 4, opts.quick ? 8 : 24, opts.maxSeconds);
 
     // phases[side][photo][concurrency]: one Phase a round.
     const phases = sides.map(() => photos.map(() => CONCURRENCIES.map((): Phase[] => [])));
-    const rss = sides.map(() => 0);
+    const rss: Resident[] = sides.map(() => ({ totalMb: 0, servingMb: 0, processes: 0 }));
     for (let r = 0; r < opts.rounds; r++) {
       for (const [p, photo] of photos.entries()) {
         // A B C, C B A, ...: slow drift of the machine falls on every side alike.
@@ -355,7 +372,8 @@ export async function benchPeer(opts: PeerBenchOptions) {
             phases[s]![p]![c]!.push(await runPhase(sides[s]!.port, sides[s]!.path, photo.body, concurrency, count, opts.maxSeconds));
             await sleep(100);
           }
-          rss[s] = Math.max(rss[s]!, sides[s]!.residentMb());
+          const now = sides[s]!.resident();
+          if (now.totalMb > rss[s]!.totalMb) rss[s] = now;
         }
       }
     }
@@ -386,12 +404,13 @@ export async function benchPeer(opts: PeerBenchOptions) {
         rows.push([
           s === 0 ? `${res.photo} (${res.bytes} B)` : '', side.side,
           ms(c1.latency.p50), ms(c1.latency.p99), c4.throughputRps.toFixed(1), c16.throughputRps.toFixed(1), ms(c16.latency.p99),
-          rss[s]!.toFixed(0), String(side.phases.reduce((n, q) => n + q.non200, 0)), coresText(Math.max(c1.otherCores, c4.otherCores, c16.otherCores)), c1.top1 ?? '-',
+          `${rss[s]!.totalMb.toFixed(0)} (${rss[s]!.servingMb.toFixed(0)})`, String(side.phases.reduce((n, q) => n + q.non200, 0)), coresText(Math.max(c1.otherCores, c4.otherCores, c16.otherCores)), c1.top1 ?? '-',
         ]);
       }
     }
-    console.log(table(['photo', 'server', 'c=1 p50', 'c=1 p99', 'c=4 req/s', 'c=16 req/s', 'c=16 p99', 'RSS MB', 'non-200', 'other cpu', 'top-1'], rows));
-    console.log('  RSS: most seen after a photo\'s phases; ours = this process (server main thread, and the bench client) + its worker processes; the peer = uvicorn\'s master + its workers');
+    console.log(table(['photo', 'server', 'c=1 p50', 'c=1 p99', 'c=4 req/s', 'c=16 req/s', 'c=16 p99', 'RSS MB (workers)', 'non-200', 'other cpu', 'top-1'], rows));
+    console.log('  RSS: VmRSS summed, the most seen after a photo\'s phases. ours: this process (the server\'s main thread, but also the bench client and');
+    console.log('  the CPU-bound measurement\'s leftovers) + the worker processes; the peer: uvicorn\'s master + its children. (workers): without the main process');
     console.log('  other cpu: cores other processes kept busy meanwhile, worst phase (above ~0.3 the row is suspect)');
     console.log('\n  ratios ours / peer, same run (targets: c=1 p50 <= 0.8x, c=16 throughput >= 1.3x)');
     console.log(table(
@@ -416,7 +435,7 @@ export async function benchPeer(opts: PeerBenchOptions) {
       peerWorkers: PEER_WORKERS,
       rounds: opts.rounds,
       targets: TARGETS,
-      residentMb: Object.fromEntries(sides.map((side, s) => [side.name, round(rss[s]!, 0)])),
+      residentMb: Object.fromEntries(sides.map((side, s) => [side.name, { total: round(rss[s]!.totalMb, 0), workers: round(rss[s]!.servingMb, 0), processes: rss[s]!.processes }])),
       photos: results.map((res) => ({
         photo: res.photo,
         bytes: res.bytes,
