@@ -10,14 +10,28 @@ PEER_CONFIG names a JSON file: {"model", "labels", "labelOffset", "resolution", 
 "scale", "zeroPoint", "channels", "input", "output", "threads"}; threads 0 keeps ONNX Runtime's
 default (one intra-op thread per core).
 """
+import asyncio
 import io
 import json
 import os
+import socket
 
 import numpy as np
 import onnxruntime as ort
 from fastapi import FastAPI, HTTPException, Request
 from PIL import Image, ImageOps
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# uvicorn --workers binds its socket itself, with protocol 0, and asyncio turns Nagle's algorithm
+# off only on sockets whose protocol says TCP. With Nagle on, the response body (written after its
+# headers) waits for the client's delayed ACK: 40 ms added to every keep-alive request (measured:
+# c=1 p50 60 ms instead of 22 for parrot.jpg). The peer is to be measured at its best.
+asyncio.base_events._set_nodelay = _set_nodelay
 
 CONFIG = json.load(open(os.environ["PEER_CONFIG"]))
 RESOLUTION = CONFIG["resolution"]
