@@ -360,7 +360,7 @@ export async function benchPeer(opts: PeerBenchOptions) {
     python = await peerPython();
   } catch (err) {
     const reason = `no Python venv for the peer: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
-    section('7. Against a FastAPI peer: SKIPPED');
+    section('Against a FastAPI peer: SKIPPED');
     console.log(`  ${reason}`);
     return { skipped: reason };
   }
@@ -434,7 +434,7 @@ export async function benchPeer(opts: PeerBenchOptions) {
       return { photo: photo.name, bytes: photo.body.length, bySide, cpu: cpu[p]!, boundRps, boundFraction: at(0, 2).throughputRps / boundRps, versus };
     });
 
-    section(`7. Against a FastAPI peer (uvicorn --workers ${PEER_WORKERS} + onnxruntime + Pillow, same ONNX bytes and preprocessing), ${opts.rounds} round(s)`);
+    section(`Against a FastAPI peer (uvicorn --workers ${PEER_WORKERS} + onnxruntime + Pillow, same ONNX bytes and preprocessing), ${opts.rounds} round(s)`);
     const rows: string[][] = [];
     for (const res of results) {
       for (const [s, side] of res.bySide.entries()) {
