@@ -57,7 +57,7 @@ export interface PeerModel {
   dispose(): void;
 }
 
-/** Our ONNX bytes for the model, and what app.py needs to prepare photos exactly as our config says. */
+/** Our float32 ONNX bytes for the model, and what app.py needs to prepare photos exactly as our config says. */
 export function writePeerModel(entry: ClassifierEntry = findEntry(PEER_MODEL) as ClassifierEntry): PeerModel {
   const { preprocess } = entry;
   if (preprocess.crop !== 'central' || preprocess.kernel !== 'bilinear') {
@@ -371,7 +371,8 @@ export async function benchPeer(opts: PeerBenchOptions) {
 
   const model = writePeerModel(entry);
   const peers: Peer[] = [];
-  const app = await buildApp(loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS: PEER_MODEL, LOG_LEVEL: 'warn' }));
+  // float32 on both sides: the peer runs the float graph's bytes (writePeerModel), whatever PRECISION says.
+  const app = await buildApp(loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS: PEER_MODEL, PRECISION: 'float32', LOG_LEVEL: 'warn' }));
   try {
     await app.listen({ port: 0, host: '127.0.0.1' });
     await app.modelsLoaded;

@@ -36,7 +36,7 @@ describe.skipIf(!python)('the FastAPI peer of the bench against our service', ()
 
   beforeAll(async () => {
     model = writePeerModel();
-    [peer, app] = await Promise.all([startPeer(python!, model.config(1), 1), buildApp(testConfig({ MODELS: PEER_MODEL, POOL_SIZE: '1' }))]);
+    [peer, app] = await Promise.all([startPeer(python!, model.config(1), 1), buildApp(testConfig({ MODELS: PEER_MODEL, POOL_SIZE: '1', PRECISION: 'float32' }))]);
     await app.modelsLoaded;
   });
 
