@@ -5,11 +5,13 @@
 //   4. throughput and latency at concurrency 4 and 16,
 //   5. the overhead ratio  e2e p50 (c=1) / (bare inference p50 + decode p50), target <= 1.5x,
 //   6. the same server phases for each pool configuration (POOL_SIZE x ENGINE_THREADS),
-//   then detection, segmentation, both engines, memory, and the cost of worker isolation.
+//   then detection, segmentation, both engines, memory, the cost of worker isolation, and
+//   our server against a FastAPI + onnxruntime peer and the CPU bound (bench/peer.ts).
 // It is a report: the exit code is 0 whatever the verdict. Results also go to bench/results/latest.json.
 //
 //   npm run bench                   full run (~2-3 minutes on 2 cores)
 //   npm run bench -- --quick        fewer iterations, for a smoke check
+//   npm run bench -- --peer-only    only the section against the FastAPI peer (= --only peer)
 //   npm run bench -- --help         every flag
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -33,6 +35,7 @@ import { benchEngineComparison } from './engines.js';
 import { benchMemory } from './memory.js';
 import { benchIsolation } from './isolation.js';
 import { benchPrecision, type PrecisionBenchOptions } from './precision.js';
+import { benchPeer } from './peer.js';
 
 const MODEL = 'mobilenet_v2_1.0_224';
 const TARGET_RATIO = 1.5;
@@ -57,8 +60,12 @@ const HELP = `usage: npm run bench -- [flags]
                        one round always runs (default 170, quick 60)
   --configs LIST       pool configurations as POOLxTHREADS, comma-separated (default 1x2,2x1)
   --image FILE         photo POSTed to the server, under ../shared/images (default parrot.jpg)
-  --only precision     only float32 against int8 (bench/precision.ts)
-  --out FILE           JSON output (default bench/results/latest.json)`;
+  --only PART          only that part: precision (float32 against int8, bench/precision.ts) or
+                       peer (ours against the FastAPI peer, bench/peer.ts, with --rounds,
+                       --requests, --load-requests, --decode-runs for the CPU bound, --max-seconds)
+  --peer-only          the same as --only peer
+  --out FILE           JSON output (default bench/results/latest.json, with --only peer
+                       bench/results/peer.json)`;
 
 function options() {
   const { values } = parseArgs({
@@ -74,6 +81,7 @@ function options() {
       budget: { type: 'string' },
       configs: { type: 'string' },
       image: { type: 'string' },
+      'peer-only': { type: 'boolean', default: false },
       out: { type: 'string' },
       only: { type: 'string' },
     },
@@ -90,6 +98,8 @@ function options() {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}=${raw} must be a positive integer`);
     return n;
   };
+  const only = values['peer-only'] ? 'peer' : values.only;
+  if (only !== undefined && only !== 'precision' && only !== 'peer') throw new Error(`--only: '${only}' is not a part that runs alone; valid: precision, peer`);
   const cores = availableParallelism();
   const configs = (values.configs ?? `1x${cores},${cores}x1`).split(',').map((spec) => {
     const match = /^(\d+)x(\d+)$/.exec(spec.trim());
@@ -107,10 +117,8 @@ function options() {
     budgetSeconds: int('budget', values.budget, 170, 60),
     configs,
     image: values.image ?? 'parrot.jpg',
-    only: values.only === undefined || values.only === 'precision' ? values.only : (() => {
-      throw new Error(`--only: '${values.only}' is not a part that runs alone; valid: precision`);
-    })(),
-    out: resolve(ROOT, values.out ?? 'bench/results/latest.json'),
+    only,
+    out: resolve(ROOT, values.out ?? (only === 'peer' ? 'bench/results/peer.json' : 'bench/results/latest.json')),
   };
 }
 type Options = ReturnType<typeof options>;
@@ -290,11 +298,10 @@ const precisionOptions = (opts: Options): PrecisionBenchOptions => ({
 
 async function main(): Promise<void> {
   const opts = options();
-  if (opts.only === 'precision') {
-    const precision = await benchPrecision(precisionOptions(opts));
-    mkdirSync(dirname(opts.out), { recursive: true });
-    writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), options: { ...opts, out: undefined }, precision }, null, 2)}\n`);
-    console.log(`\nresults written to ${opts.out}`);
+  const peerOptions = { imagesDir: IMAGES_DIR, requests: opts.requests, loadRequests: opts.loadRequests, maxSeconds: opts.maxSeconds, rounds: opts.rounds, boundRuns: opts.decodeRuns, quick: opts.quick };
+  if (opts.only !== undefined) {
+    const part = opts.only === 'peer' ? { peer: await benchPeer(peerOptions) } : { precision: await benchPrecision(precisionOptions(opts)) };
+    writeResults(opts.out, { date: new Date().toISOString(), node: process.version, cores: availableParallelism(), cpu: cpus()[0]?.model.trim(), options: { ...opts, out: undefined }, ...part });
     return;
   }
   const benchStarted = performance.now();
@@ -440,6 +447,7 @@ async function main(): Promise<void> {
   const memory = await benchMemory({ runs: opts.quick ? 10 : 40, maxSeconds: opts.maxSeconds });
   const isolation = await benchIsolation({ roundTrips: opts.quick ? 200 : 1000 });
   const precision = await benchPrecision(precisionOptions(opts));
+  const peer = await benchPeer(peerOptions);
 
   section('Summary');
   const engineLine = engineResults.map((e) => `threads=${e.threads} p50 ${ms(e.stats.p50)} / p99 ${ms(e.stats.p99)} ms`).join('; ');
@@ -517,11 +525,16 @@ async function main(): Promise<void> {
     memory,
     isolation,
     precision,
+    peer,
     totalSeconds: round((performance.now() - benchStarted) / 1000, 1),
   };
-  mkdirSync(dirname(opts.out), { recursive: true });
-  writeFileSync(opts.out, `${JSON.stringify(json, null, 2)}\n`);
-  console.log(`\nresults written to ${opts.out}`);
+  writeResults(opts.out, json);
+}
+
+function writeResults(out: string, json: object): void {
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
+  console.log(`\nresults written to ${out}`);
 }
 
 main().then(
