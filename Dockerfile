@@ -80,4 +80,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # node itself as PID 1 (not npm), so SIGTERM reaches the server's graceful drain.
-CMD ["node", "--import", "tsx", "src/server.ts"]
+# A larger first heap: V8 counts the per-request buffers (upload, decoded photo) against a heap
+# limit sized from the small live heap, and ran a full GC every ~5 requests (docs/engines.md).
+CMD ["node", "--initial-heap-size=128", "--import", "tsx", "src/server.ts"]
