@@ -12,9 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { buildApp } from '../src/app.js';
 import { findEntry, loadWeights, type ClassifierEntry } from '../src/catalog/catalog.js';
-import { loadConfig } from '../src/config.js';
 import { decodeImage } from '../src/decode/decode.js';
 import { DEFAULT_CENTRAL_FRACTION } from '../src/decode/preprocess.js';
 import { emitOnnx, onnxInputName } from '../src/engine/onnx/emit.js';
@@ -226,6 +224,50 @@ export async function startPeer(python: string, configFile: string, workers = PE
   };
 }
 
+/**
+ * Our server as `npm start` runs it (its command, flags and defaults), in a process of its own as
+ * the peer is: in this process its event loop would also carry the bench client's work.
+ */
+async function startOurs(env: NodeJS.ProcessEnv): Promise<Peer & { workers(): number }> {
+  const port = await freePort();
+  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  // `exec` in the script: the shell becomes the server, so child.pid is the server's.
+  const child = spawn('sh', ['-c', start], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await exited;
+  };
+  const deadline = performance.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`our server exited with ${child.exitCode}`);
+    if (performance.now() > deadline) {
+      await stop();
+      throw new Error('our server was not ready within 180 s');
+    }
+    const status = await new Promise<number>((resolveGet) => {
+      httpGet({ host: '127.0.0.1', port, path: '/readyz' }, (res) => {
+        res.resume();
+        resolveGet(res.statusCode ?? 0);
+      }).on('error', () => resolveGet(0));
+    });
+    if (status === 200) break;
+    await sleep(200);
+  }
+  const pids = () => processTree(child.pid!);
+  return {
+    port,
+    pids,
+    resident: () => {
+      const tree = pids();
+      return { totalMb: residentMb(tree), servingMb: residentMb(tree.slice(1)), processes: tree.length };
+    },
+    workers: () => pids().length - 1,
+    stop,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The bench section
 
@@ -372,21 +414,15 @@ export async function benchPeer(opts: PeerBenchOptions) {
   const model = writePeerModel(entry);
   const peers: Peer[] = [];
   // float32 on both sides: the peer runs the float graph's bytes (writePeerModel), whatever PRECISION says.
-  const app = await buildApp(loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS: PEER_MODEL, PRECISION: 'float32', LOG_LEVEL: 'warn' }));
+  const ours = await startOurs({ MODELS: PEER_MODEL, PRECISION: 'float32', LOG_LEVEL: 'warn' });
   try {
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    await app.modelsLoaded;
-    const ours = (): Resident => {
-      const workers = app.pool.workers.map((w) => w.pid);
-      return { totalMb: residentMb([process.pid, ...workers]), servingMb: residentMb(workers), processes: workers.length + 1 };
-    };
     const sides: Side[] = [
       {
-        name: `ours (POOL_SIZE=${app.pool.workers.length}, defaults)`,
-        port: (app.server.address() as { port: number }).port,
+        name: `ours (npm start, POOL_SIZE=${ours.workers()}, defaults)`,
+        port: ours.port,
         path: CLASSIFY.ours,
-        pids: () => app.pool.workers.map((w) => w.pid),
-        resident: ours,
+        pids: ours.pids,
+        resident: ours.resident,
       },
     ];
     for (const threads of [1, 0]) {
@@ -448,8 +484,8 @@ export async function benchPeer(opts: PeerBenchOptions) {
       }
     }
     console.log(table(['photo', 'server', 'c=1 p50', 'c=1 p99', 'c=4 req/s', 'c=16 req/s', 'c=16 p99', 'RSS MB (workers)', 'non-200', 'other cpu', 'top-1'], rows));
-    console.log('  RSS: VmRSS summed, the most seen after a photo\'s phases. ours: this process (the server\'s main thread, but also the bench client and');
-    console.log('  the CPU-bound measurement\'s leftovers) + the worker processes; the peer: uvicorn\'s master + its children. (workers): without the main process');
+    console.log('  RSS: VmRSS summed, the most seen after a photo\'s phases. ours: the server process + its workers; the peer: uvicorn\'s master + its');
+    console.log('  children. (workers): without the main process');
     console.log('  other cpu: cores other processes kept busy meanwhile, worst phase (above ~0.3 the row is suspect)');
     console.log('\n  ratios ours / peer, same run (targets: c=1 p50 <= 0.8x, c=16 throughput >= 1.3x)');
     console.log(table(
@@ -489,7 +525,7 @@ export async function benchPeer(opts: PeerBenchOptions) {
       })),
     };
   } finally {
-    await app.close();
+    await ours.stop();
     for (const peer of peers) await peer.stop();
     model.dispose();
   }
