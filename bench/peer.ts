@@ -414,7 +414,8 @@ export async function benchPeer(opts: PeerBenchOptions) {
   const model = writePeerModel(entry);
   const peers: Peer[] = [];
   // float32 on both sides: the peer runs the float graph's bytes (writePeerModel), whatever PRECISION says.
-  const ours = await startOurs({ MODELS: PEER_MODEL, PRECISION: 'float32', LOG_LEVEL: 'warn' });
+  // Errors only: its /readyz answers 503 until the workers are ready, each a logged warning.
+  const ours = await startOurs({ MODELS: PEER_MODEL, PRECISION: 'float32', LOG_LEVEL: 'error' });
   try {
     const sides: Side[] = [
       {
