@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp } from '../src/app.js';
 import { findEntry, loadWeights } from '../src/catalog/catalog.js';
-import type { Precision } from '../src/catalog/config.js';
+import type { Precision } from '../src/engine/engine.js';
 import { loadConfig } from '../src/config.js';
 import { decodeImage } from '../src/decode/decode.js';
 import type { Engine } from '../src/engine/engine.js';

@@ -1,10 +1,10 @@
 // Configuration comes from the environment only; every variable is documented in the README.
 import { availableParallelism } from 'node:os';
 import { DEFAULT_MODEL_DIR, DEFAULT_REPOSITORY, indexRepository } from './catalog/catalog.js';
-import { INT8_TASKS, ModelConfigError, PRECISIONS, type Precision } from './catalog/config.js';
+import { INT8_TASKS, ModelConfigError } from './catalog/config.js';
 import { servedPrecision } from './catalog/catalog.js';
 import type { Preprocess } from './decode/preprocess.js';
-import { ENGINE_NAMES, TFJS_BACKENDS, type EngineName, type TfjsBackendChoice } from './engine/engine.js';
+import { ENGINE_NAMES, PRECISIONS, TFJS_BACKENDS, type EngineName, type Precision, type TfjsBackendChoice } from './engine/engine.js';
 
 export interface Config {
   host: string;

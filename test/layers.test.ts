@@ -21,11 +21,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   'weights': ['model'],
   'engine': ['model'],
   'tasks.ts': ['model'],
-  'catalog': ['decode', 'model', 'weights', 'tasks.ts'],
+  // The engine contract only: which engines and precisions a model config may name.
+  'catalog': ['decode', 'model', 'weights', 'tasks.ts', 'engine/engine.ts'],
   'render': ['decode', 'tasks.ts'],
   'pool': ['tasks.ts', 'engine'],
   // The worker shares only the message contract with the pool's side.
-  'worker': ['catalog', 'engine', 'model', 'weights', 'tasks.ts', 'pool/messages.ts'],
+  // decode: an int8 model's calibration photos, decoded at load as requests' photos are.
+  'worker': ['catalog', 'decode', 'engine', 'model', 'weights', 'tasks.ts', 'pool/messages.ts'],
   'pipeline': ['catalog', 'decode', 'engine', 'metrics', 'model', 'pool', 'render', 'tasks.ts'],
   // The Open Inference Protocol's data model, shared by its REST and gRPC front-ends.
   'oip': ['model', 'pipeline', 'pool', 'render', 'tasks.ts'],

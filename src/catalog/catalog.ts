@@ -20,8 +20,8 @@ import { importSsdWeights } from '../weights/tfjs/import-ssd.js';
 import { readOnnxClassifier } from '../weights/onnx/classifier.js';
 import { importDeepLabWeights } from '../weights/tflite/deeplab.js';
 import { readTfliteClassifier } from '../weights/tflite/import.js';
-import { checkPrecision, DEFAULT_PRECISION, ModelConfigError, readModelConfig, TASKS, type ModelConfig, type Precision, type WeightFormat } from './config.js';
-import type { EngineName } from '../engine/engine.js';
+import { checkPrecision, DEFAULT_PRECISION, ModelConfigError, readModelConfig, TASKS, type ModelConfig, type WeightFormat } from './config.js';
+import type { EngineName, Precision } from '../engine/engine.js';
 import type { ModelRef, Task } from '../tasks.js';
 import { listRepository, servedVersion } from './repository.js';
 

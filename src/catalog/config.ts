@@ -8,13 +8,11 @@ import { DEEPLAB_HEADS } from '../model/deeplab.js';
 import { OUTPUT_STRIDES, WIDTH_MULTIPLIERS } from '../model/mobilenet-v2.js';
 import { CROP_POLICIES, RESIZE_KERNELS } from '../decode/preprocess.js';
 import { CHANNEL_ORDERS } from '../weights/common.js';
+import { PRECISIONS, type Precision } from '../engine/engine.js';
 
 export const TASKS = ['classification', 'detection', 'segmentation'] as const;
 export const WEIGHT_FORMATS = ['tflite', 'tfjs-layers', 'tfjs-graph', 'onnx'] as const;
 export type WeightFormat = (typeof WEIGHT_FORMATS)[number];
-/** How the ONNX engine computes: float32, or int8 built from the graph description (docs/engines.md, Precision). */
-export const PRECISIONS = ['float32', 'int8'] as const;
-export type Precision = (typeof PRECISIONS)[number];
 /** Chosen by the measurements in docs/engines.md, Precision. */
 export const DEFAULT_PRECISION: Precision = 'float32';
 /** The tasks int8 is built for; segmentation's measurements are in docs/engines.md, Precision. */

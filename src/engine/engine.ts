@@ -7,6 +7,10 @@ import type { ActivationRanges } from './onnx/quantize.js';
 export const ENGINE_NAMES = ['onnx', 'tfjs'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 
+/** How the ONNX engine computes: float32, or int8 built from the graph description (docs/engines.md, Precision). */
+export const PRECISIONS = ['float32', 'int8'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
 /** TensorFlow.js backends: 'auto' is tfjs-node when it loads, else wasm; 'tensorflow' (tfjs-node) fails when it does not load. */
 export const TFJS_BACKENDS = ['auto', 'tensorflow', 'wasm'] as const;
 export type TfjsBackendChoice = (typeof TFJS_BACKENDS)[number];

@@ -4,7 +4,7 @@
 // then every worker loads and warms it beside the serving version and all swap at once: nothing
 // in flight fails, and a load that fails anywhere leaves the old version serving.
 import { entryOf, indexRepository } from '../catalog/catalog.js';
-import type { Precision } from '../catalog/config.js';
+import type { Precision } from '../engine/engine.js';
 import type { EngineName } from '../engine/engine.js';
 import { ModelLoadError } from '../pool/errors.js';
 import type { WorkerPool } from '../pool/pool.js';

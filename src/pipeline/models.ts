@@ -1,7 +1,8 @@
 // The loaded models as the main thread knows them: what each is, what it costs per setting, its
 // labels; and the lookup every request starts with.
 import { servedPrecision, type CatalogEntry } from '../catalog/catalog.js';
-import { ModelConfigError, type Precision, type WeightFormat } from '../catalog/config.js';
+import { ModelConfigError, type WeightFormat } from '../catalog/config.js';
+import type { Precision } from '../engine/engine.js';
 import type { Preprocess } from '../decode/preprocess.js';
 import type { EngineName } from '../engine/engine.js';
 import { costOf } from '../model/cost.js';

@@ -1,7 +1,6 @@
 // Typed messages between the pool (main thread) and its workers (child processes, over IPC with
 // the structured-clone serialization, so typed arrays cross as typed arrays).
-import type { Precision } from '../catalog/config.js';
-import type { EngineName, TfjsBackendChoice } from '../engine/engine.js';
+import type { EngineName, Precision, TfjsBackendChoice } from '../engine/engine.js';
 import type { ModelRef, TaskInput, TaskOutput, TaskRequest } from '../tasks.js';
 
 export interface WorkerConfig {

@@ -1,6 +1,6 @@
 // Liveness, readiness, the model list and Prometheus metrics.
 import type { FastifyInstance } from 'fastify';
-import { PRECISIONS } from '../../catalog/config.js';
+import { PRECISIONS } from '../../engine/engine.js';
 import { CROP_POLICIES, RESIZE_KERNELS } from '../../decode/preprocess.js';
 import { ApiError } from '../errors.js';
 import { errorSchema } from '../schemas.js';
