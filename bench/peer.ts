@@ -177,6 +177,18 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
+/** Stops a server process: SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+function stopper(child: ChildProcess, graceMs: number): () => Promise<void> {
+  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+}
+
 /** uvicorn with PEER_WORKERS processes on a free loopback port, answering once every worker has loaded. */
 export async function startPeer(python: string, configFile: string, workers = PEER_WORKERS): Promise<Peer> {
   const port = await freePort();
@@ -189,14 +201,7 @@ export async function startPeer(python: string, configFile: string, workers = PE
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = stopper(child, 10_000);
   try {
     // Each worker loads the model before it accepts: ready once /health, asked over a new
     // connection each time (the workers share the listening socket), has answered from each.
@@ -233,12 +238,8 @@ async function startOurs(env: NodeJS.ProcessEnv): Promise<Peer & { workers(): nu
   const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
   // `exec` in the script: the shell becomes the server, so child.pid is the server's.
   const child = spawn('sh', ['-c', start], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'inherit', 'inherit'] });
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    await exited;
-  };
+  // Past its own drain timeout (DRAIN_TIMEOUT_MS, 25 s) and margin.
+  const stop = stopper(child, 30_000);
   const deadline = performance.now() + 180_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`our server exited with ${child.exitCode}`);

@@ -3,7 +3,7 @@
 // model (the QDQ pairs fused into integer kernels), the float32 model's confident answers; and
 // precision as a setting (config, PRECISION, the tfjs engine, /v1/models).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import { calibrate } from '../src/engine/onnx/calibrate.js';
 import { emitOnnx } from '../src/engine/onnx/emit.js';
 import { OnnxEngine } from '../src/engine/onnx/engine.js';
 import { activationQuantization, quantizedTensors } from '../src/engine/onnx/quantize.js';
-import { calibrationInputs } from '../src/worker/calibration.js';
+import { activationRanges, calibrationDir, calibrationInputs } from '../src/worker/calibration.js';
 import { topK } from '../src/worker/classify.js';
 import { normalize } from '../src/worker/normalize.js';
 import { MODEL_DIR, multipart, photo, testConfig } from './helpers.js';
@@ -127,6 +127,26 @@ describe('int8 MobileNetV2 from the graph description', () => {
     }
     expect(confident).toBeGreaterThanOrEqual(5);
   });
+
+  it('keeps calibrated ranges in a cache keyed by the photos, and names the install step when there are none', async () => {
+    const modelDir = join(dir, 'model-dir');
+    await expect(activationRanges(entry, model.graph, weights, normalization, modelDir)).rejects.toThrow(/calibration photos .*npm run models/);
+    const photos = calibrationDir(modelDir);
+    mkdirSync(photos, { recursive: true });
+    for (const f of ['bird.png', 'cat.png']) writeFileSync(join(photos, f), photo(f));
+    const first = await activationRanges(entry, model.graph, weights, normalization, modelDir);
+    expect(Object.keys(first)).toEqual(quantizedTensors(model.graph));
+    const [cached] = readdirSync(join(photos, 'cache'));
+    // A later load reads the file instead of calibrating: what it holds comes back.
+    const marked = { ...first, [quantizedTensors(model.graph)[0]!]: [-1, 1] };
+    writeFileSync(join(photos, 'cache', cached!), JSON.stringify(marked));
+    expect(await activationRanges(entry, model.graph, weights, normalization, modelDir)).toEqual(marked);
+    // Another photo set is another key: calibrated again, not read from the old file.
+    writeFileSync(join(photos, 'parrot.jpg'), photo('parrot.jpg'));
+    const widened = await activationRanges(entry, model.graph, weights, normalization, modelDir);
+    expect(widened).not.toEqual(marked);
+    expect(readdirSync(join(photos, 'cache'))).toHaveLength(2);
+  }, 60_000);
 
   it('quantizes the inputs and outputs of convolutions and additions, with uint8 steps that hold 0 exactly', () => {
     const tensors = quantizedTensors(model.graph);

@@ -3,7 +3,7 @@
 import { loadWeights, servedPrecision, type CatalogEntry } from '../catalog/catalog.js';
 import type { EngineOptions } from '../engine/engine.js';
 import { loadEngine } from '../engine/load.js';
-import { elementCount, type BuiltGraph, type Weights } from '../model/graph.js';
+import { elementCount, type BuiltGraph, type Graph, type Weights } from '../model/graph.js';
 import { splitGraph, splitWeights } from '../model/split.js';
 import type { WorkerConfig } from '../pool/messages.js';
 import type { TaskInput, TaskRequest } from '../tasks.js';
@@ -26,20 +26,17 @@ export interface LoadedModel {
 export async function loadModel(entry: CatalogEntry, config: WorkerConfig, variants: VariantCache): Promise<LoadedModel> {
   const split = config.split?.[entry.name] ?? 1;
   // The engines run the split schedule (if any); outputs keep their names, so handles still hold.
+  const engineOf = (graph: Graph, weights: Weights, options: Partial<EngineOptions>) =>
+    loadEngine(config.engine, graph, weights, { threads: config.threads, tfjsBackend: config.tfjsBackend, ...options });
   const load = ({ graph }: BuiltGraph, weights: Weights, options: Partial<EngineOptions> = {}) =>
-    loadEngine(config.engine, splitGraph(graph, split), splitWeights(graph, weights, split), {
-      threads: config.threads,
-      tfjsBackend: config.tfjsBackend,
-      ...options,
-    });
+    engineOf(splitGraph(graph, split), splitWeights(graph, weights, split), options);
   const precision = servedPrecision(entry, { engine: config.engine, precision: config.precision?.[entry.name] });
   // Warm-up: the first run allocates and plans; the model's own engine does it before it serves.
   // int8 is calibrated on the graph the engine runs (split or not), whose tensors it quantizes.
   const loadWarm = async (model: BuiltGraph, weights: Weights, normalization: InputNormalization) => {
-    const quantization = precision === 'int8'
-      ? await activationRanges(entry, splitGraph(model.graph, split), splitWeights(model.graph, weights, split), normalization, config.modelDir)
-      : undefined;
-    const engine = await load(model, weights, { quantization });
+    const [graph, runWeights] = [splitGraph(model.graph, split), splitWeights(model.graph, weights, split)];
+    const quantization = precision === 'int8' ? await activationRanges(entry, graph, runWeights, normalization, config.modelDir) : undefined;
+    const engine = await engineOf(graph, runWeights, { quantization });
     await engine.run({ data: new Float32Array(elementCount(model.input.shape)), batch: 1 });
     return engine;
   };
